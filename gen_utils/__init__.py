@@ -1,0 +1,44 @@
+"""gen_utils — shared plumbing for *Generative AI from First Principles*.
+
+Only what more than one chapter needs lives here (data, tokenisation and batching, the
+training loop, plotting, metrics, profiles/device/seeding, results); each model is written
+out in the chapter that teaches it.
+"""
+
+__version__ = "0.1.0"
+
+from .corpora import load_multi30k, load_shakespeare, shakespeare_split
+from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
+from .metrics import (
+    bits_per_dim,
+    bits_to_nats,
+    corpus_bleu,
+    log_mean_exp,
+    nats_to_bits,
+    perplexity,
+)
+from .mnist import Batches, binarize_dynamic, load_mnist, to_unit
+from .plot import COLORS, heatmap, image_grid, loss_curves, scatter_2d
+from .runtime import PROFILES, finish, headless, pick, resolve_profile, run, seed_everything, setup
+from .text import (
+    CharTokenizer,
+    Padded,
+    WordVocab,
+    lm_windows,
+    pad_sequences,
+    seq2seq_batches,
+    word_tokenize,
+)
+from .train import NonFiniteLossError, TrainResult, autocast, load_checkpoint, save_checkpoint, train
+
+__all__ = [
+    "PROFILES", "setup", "pick", "finish", "run", "headless", "resolve_profile", "seed_everything",
+    "data_root", "dataset_file", "DatasetNotFoundError", "ChecksumError",
+    "load_mnist", "to_unit", "binarize_dynamic", "Batches",
+    "load_shakespeare", "shakespeare_split", "load_multi30k",
+    "CharTokenizer", "WordVocab", "word_tokenize", "Padded", "pad_sequences", "seq2seq_batches",
+    "lm_windows",
+    "train", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
+    "image_grid", "loss_curves", "scatter_2d", "heatmap", "COLORS",
+    "nats_to_bits", "bits_to_nats", "bits_per_dim", "perplexity", "log_mean_exp", "corpus_bleu",
+]

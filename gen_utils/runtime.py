@@ -1,0 +1,176 @@
+"""Run-time plumbing shared by every chapter: profile, device, seeding, threads, results.
+
+A chapter starts with ``gu.setup(seed=0)``, chooses its hyper-parameters with
+``gu.pick(smoke=..., cpu=..., gpu=...)`` and ends with ``gu.finish(metric=value, ...)``,
+which records every metric with ``myst_nb.glue`` together with the run's profile,
+device and wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "gpu")
+PROFILE_ENV = "GEN_UTILS_PROFILE"
+HEADLESS_ENV = "GEN_UTILS_HEADLESS"
+
+
+@dataclass
+class Run:
+    """What ``setup`` decided: profile, device, seed, threads and the start time."""
+
+    profile: str
+    device: torch.device
+    seed: int
+    threads: int
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock seconds since ``setup``."""
+        return time.perf_counter() - self.started
+
+
+_RUN: Run | None = None
+
+
+def resolve_profile(value: str | None = None) -> str:
+    """Return the run profile: ``value``, else ``$GEN_UTILS_PROFILE``, else gpu/cpu by CUDA.
+
+    Raises ValueError naming the valid profiles for anything else.
+    """
+    if value is None:
+        value = os.environ.get(PROFILE_ENV, "").strip()
+    if not value:
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    value = value.strip().lower()
+    if value not in PROFILES:
+        raise ValueError(
+            f"Unknown run profile {value!r} (from {PROFILE_ENV}); "
+            f"valid profiles are: {', '.join(PROFILES)}."
+        )
+    return value
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def cpu_threads() -> int:
+    """Cores this process may use (respects CPU affinity / container limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def device_name(device: torch.device) -> str:
+    """A short, machine-independent device description, e.g. ``cpu`` or ``cuda (NVIDIA H100)``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def setup(seed: int = 0, *, profile: str | None = None, threads: int | None = None) -> Run:
+    """Start a chapter: seed everything, pick profile and device, set threads, print a banner.
+
+    profile: overrides ``$GEN_UTILS_PROFILE`` (smoke | cpu | gpu).
+    threads: CPU threads for torch (default: every core this process may use).
+    Returns the ``Run``; ``gu.run()`` returns it later, ``gu.finish`` uses its timer.
+    """
+    global _RUN
+    prof = resolve_profile(profile)
+    device = default_device()
+    n_threads = threads or cpu_threads()
+    torch.set_num_threads(n_threads)
+    seed_everything(seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    _RUN = Run(profile=prof, device=device, seed=seed, threads=n_threads)
+    from . import __version__
+
+    print(
+        f"gen_utils {__version__} | profile {prof} | device {device_name(device)} | "
+        f"torch {torch.__version__} | python {platform.python_version()} | "
+        f"threads {n_threads} | seed {seed}"
+    )
+    return _RUN
+
+
+def run() -> Run:
+    """The current run (``setup`` must have been called)."""
+    if _RUN is None:
+        raise RuntimeError("gen_utils.setup(seed=...) has not been called yet in this session.")
+    return _RUN
+
+
+def pick(**configs: Any) -> Any:
+    """Return the configuration for the current profile: ``pick(smoke=..., cpu=..., gpu=...)``.
+
+    All three profiles must be given so that the cell shows every choice side by side.
+    """
+    missing = [p for p in PROFILES if p not in configs]
+    extra = [k for k in configs if k not in PROFILES]
+    if missing or extra:
+        raise ValueError(
+            f"pick() needs exactly the profiles {', '.join(PROFILES)}; "
+            f"missing: {missing or 'none'}, unknown: {extra or 'none'}."
+        )
+    prof = _RUN.profile if _RUN is not None else resolve_profile()
+    return configs[prof]
+
+
+def headless() -> bool:
+    """True when the notebook runs in batch (``make execute``, nbval): no widgets, no live bars."""
+    return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
+def finish(**metrics: Any) -> dict[str, Any]:
+    """Record the chapter's headline results and show them as a table.
+
+    Each metric is glued (``myst_nb.glue(name, value, display=False)``) under its own name, plus
+    ``run_profile``, ``run_device`` and ``run_seconds``. Floats are rounded to 4 decimals so the
+    page, the results page and the tests read the same number. Returns the glued dict.
+    """
+    from IPython.display import Markdown, display
+    from myst_nb import glue
+
+    r = run()
+    values = {k: _rounded(v) for k, v in metrics.items()}
+    values.update(
+        run_profile=r.profile,
+        run_device=device_name(r.device),
+        run_seconds=round(r.seconds, 1),
+    )
+    for name, value in values.items():
+        glue(name, value, display=False)
+    rows = "\n".join(f"| `{k}` | {v} |" for k, v in values.items())
+    display(Markdown(f"| result | value |\n|---|---|\n{rows}"))
+    return values
