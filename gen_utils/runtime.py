@@ -47,14 +47,15 @@ def resolve_profile(value: str | None = None) -> str:
 
     Raises ValueError naming the valid profiles for anything else.
     """
+    source = "the profile argument"
     if value is None:
-        value = os.environ.get(PROFILE_ENV, "").strip()
+        value, source = os.environ.get(PROFILE_ENV, "").strip(), PROFILE_ENV
     if not value:
         return "gpu" if torch.cuda.is_available() else "cpu"
     value = value.strip().lower()
     if value not in PROFILES:
         raise ValueError(
-            f"Unknown run profile {value!r} (from {PROFILE_ENV}); "
+            f"Unknown run profile {value!r} (from {source}); "
             f"valid profiles are: {', '.join(PROFILES)}."
         )
     return value
@@ -152,12 +153,13 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def finish(**metrics: Any) -> dict[str, Any]:
+def finish(**metrics: Any) -> None:
     """Record the chapter's headline results and show them as a table.
 
     Each metric is glued (``myst_nb.glue(name, value, display=False)``) under its own name, plus
     ``run_profile``, ``run_device`` and ``run_seconds``. Floats are rounded to 4 decimals so the
-    page, the results page and the tests read the same number. Returns the glued dict.
+    page, the results page and the tests read the same number. The table is displayed here, so
+    nothing is returned (a returned dict would be shown a second time as the cell's value).
     """
     from IPython.display import Markdown, display
     from myst_nb import glue
@@ -173,4 +175,3 @@ def finish(**metrics: Any) -> dict[str, Any]:
         glue(name, value, display=False)
     rows = "\n".join(f"| `{k}` | {v} |" for k, v in values.items())
     display(Markdown(f"| result | value |\n|---|---|\n{rows}"))
-    return values

@@ -123,8 +123,9 @@ def train(
 
     batches: re-iterable (one pass = one epoch, e.g. ``gu.Batches``) or an endless iterator.
     steps / epochs: stop after this many optimizer steps / passes (at least one must be given,
-      or ``max_seconds``). ``max_seconds`` stops cleanly between steps (``stop_reason``
-      ``"time budget"``); the steps done so far count.
+      or ``max_seconds``); with a sized ``batches``, ``epochs`` means epochs * len(batches)
+      steps in all, also when resumed mid-epoch. ``max_seconds`` stops cleanly between steps
+      (``stop_reason`` ``"time budget"``); the steps done so far count.
     clip_grad_norm: clip the global gradient norm of ``model`` (logged as ``grad_norm``).
     eval_fn: called with the model in eval mode and no grad every ``eval_every`` steps and at
       the end; returns a dict of scalars stored in the history under ``eval_step``.
@@ -147,9 +148,12 @@ def train(
     if checkpoint is not None and Path(checkpoint).exists():
         result = load_checkpoint(checkpoint, model, optimizer)
         print(f"{desc}: resumed from checkpoint at step {result.steps}")
-    total = steps
-    if total is None and epochs is not None and hasattr(batches, "__len__"):
-        total = epochs * len(batches)
+    # With a sized ``batches``, ``epochs`` is also a step count: a run resumed mid-epoch then
+    # stops at epochs * len(batches) steps instead of running whole fresh passes on top.
+    epoch_steps = None
+    if epochs is not None and hasattr(batches, "__len__"):
+        epoch_steps = epochs * len(batches)
+    total = steps if steps is not None else epoch_steps
 
     bar = None
     if not headless():
@@ -190,6 +194,8 @@ def train(
         model.train()
     try:
         while steps is None or result.steps < steps:
+            if epoch_steps is not None and result.steps >= epoch_steps:
+                break
             if max_seconds is not None and time.perf_counter() - start >= max_seconds:
                 result.stop_reason = "time budget"
                 break

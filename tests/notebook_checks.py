@@ -1,0 +1,52 @@
+"""What every committed chapter notebook must contain: read by tests/test_notebooks.py."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+RUN_KEYS = ("run_profile", "run_device", "run_seconds")
+
+# Headline glue keys each chapter must record (run_* keys are added to every notebook).
+REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
+    "01_generative_modeling": ("ngram_best_val_nats_per_char", "ngram_best_n"),
+}
+
+# Targets on the committed numbers, per profile that produced them: (comparison, bound).
+TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
+    "01_generative_modeling": {
+        "ngram_best_val_nats_per_char": {"cpu": ("<=", 1.80), "gpu": ("<=", 1.80)},
+    },
+}
+
+# Paths that give away the machine a notebook ran on.
+MACHINE_PATHS = ("/work/", "/home/", "/tmp/", "/root/", "/Users/", "C:\\\\")
+MAX_NOTEBOOK_MB = 5.0
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def glued(nb: dict) -> dict[str, object]:
+    """name → value of every ``myst_nb.glue`` output in the notebook."""
+    values = {}
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            text = "".join(out["data"].get(f"{meta.get('mime_prefix', '')}text/plain", ""))
+            try:
+                values[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
+    return values

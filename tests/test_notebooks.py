@@ -1,0 +1,109 @@
+"""Notebook hygiene: every chapter is executed top to bottom, clean, lean and glued."""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+
+import pytest
+from notebook_checks import (
+    MACHINE_PATHS,
+    MAX_NOTEBOOK_MB,
+    NOTEBOOKS,
+    REQUIRED_GLUE,
+    RUN_KEYS,
+    TARGETS,
+    code_cells,
+    glued,
+    load,
+)
+
+from gen_utils.bootstrap import bootstrap_source
+from gen_utils.runtime import PROFILES
+
+ids = [p.stem for p in NOTEBOOKS]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks/NN_*.ipynb found"
+
+
+def test_every_notebook_has_a_glue_table_entry():
+    assert {p.stem for p in NOTEBOOKS} == set(REQUIRED_GLUE), (
+        "tests/notebook_checks.py REQUIRED_GLUE must list exactly the notebooks in notebooks/"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_executed_in_order_without_errors(path):
+    cells = code_cells(load(path))
+    counts = [c.get("execution_count") for c in cells]
+    assert None not in counts, f"{sum(n is None for n in counts)} code cells were never executed"
+    assert counts == list(range(1, len(counts) + 1)), "execution counts are not 1..N: re-run top to bottom"
+    errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"error outputs: {[e.get('ename') for e in errors]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_skeleton(path):
+    nb = load(path)
+    first_md = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert re.match(rf"# {path.stem[:2]} · ", "".join(first_md["source"])), "title must be '# NN · Topic'"
+    cells = code_cells(nb)
+    assert "".join(cells[0]["source"]) == bootstrap_source(), (
+        "the first code cell must be the generated Colab bootstrap cell: run `make bootstrap`"
+    )
+    sources = ["".join(c["source"]) for c in cells]
+    assert any("gu.pick(" in s for s in sources), "no configuration cell (gu.pick)"
+    assert any("# NBVAL_CHECK_OUTPUT" in s for s in sources), "no numeric check cell"
+    assert any("gu.finish(" in s for s in sources), "results are not recorded with gu.finish"
+    text = json.dumps(nb)
+    assert "{cite}" in text, "no references ({cite})"
+    assert ":class: dropdown" in text or "{dropdown}" in text, "no exercise solutions in a dropdown"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_banner(path):
+    cells = code_cells(load(path))
+    setup = next(c for c in cells if "gu.setup(" in "".join(c["source"]))
+    text = "".join("".join(o.get("text", "")) for o in setup["outputs"] if o["output_type"] == "stream")
+    assert re.search(r"gen_utils \S+ \| profile (smoke|cpu|gpu) \| device \S+", text), text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_glue_keys_and_profile(path):
+    values = glued(load(path))
+    missing = [k for k in (*REQUIRED_GLUE[path.stem], *RUN_KEYS) if k not in values]
+    assert not missing, f"glue keys missing: {missing}"
+    assert values["run_profile"] in PROFILES
+    assert values["run_profile"] != "smoke", "committed outputs must come from a cpu or gpu run"
+    assert isinstance(values["run_seconds"], (int, float)) and values["run_seconds"] > 0
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem in TARGETS], ids=lambda p: p.stem)
+def test_targets(path):
+    values = glued(load(path))
+    ops = {"<=": operator.le, ">=": operator.ge}
+    for key, per_profile in TARGETS[path.stem].items():
+        profile = values["run_profile"]
+        if profile not in per_profile:
+            continue
+        op, bound = per_profile[profile]
+        assert ops[op](values[key], bound), f"{key} = {values[key]} misses its {profile} target {op} {bound}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_lean_and_anonymous(path):
+    size_mb = path.stat().st_size / 1e6
+    assert size_mb < MAX_NOTEBOOK_MB, f"{size_mb:.1f} MB: keep figures lean"
+    text = path.read_text(encoding="utf-8")
+    found = [p for p in MACHINE_PATHS if p in text]
+    assert not found, f"machine paths in the notebook: {found}"
+    nb = load(path)
+    for cell in code_cells(nb):
+        for out in cell.get("outputs", []):
+            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), (
+                "a live widget output was committed: widgets must fall back to a static figure "
+                "when GEN_UTILS_HEADLESS is set"
+            )

@@ -1,0 +1,196 @@
+"""gen_utils.runtime: profiles, pick, setup/run, seeding, headless and finish."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from _helpers import reset_run
+
+import gen_utils as gu
+from gen_utils import runtime
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session(monkeypatch):
+    """No stored Run, no profile from the environment, torch's thread count restored."""
+    threads = torch.get_num_threads()
+    monkeypatch.delenv(runtime.PROFILE_ENV, raising=False)
+    reset_run()
+    yield
+    reset_run()
+    torch.set_num_threads(threads)
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+def test_profiles_are_smoke_cpu_gpu():
+    assert gu.PROFILES == ("smoke", "cpu", "gpu")
+
+
+def test_unknown_profile_from_env_is_rejected_by_resolve_and_setup(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "fast")
+    for call in (gu.resolve_profile, lambda: gu.setup(seed=0)):
+        with pytest.raises(ValueError) as info:
+            call()
+        msg = str(info.value)
+        for name in ("smoke", "cpu", "gpu", "'fast'", "GEN_UTILS_PROFILE"):
+            assert name in msg
+    assert runtime._RUN is None  # a rejected setup stores nothing
+
+
+def test_unknown_profile_argument_is_rejected_and_blamed_on_the_argument(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "cpu")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu") as info:
+        gu.setup(seed=0, profile="turbo")
+    assert "'turbo'" in str(info.value)
+    assert "GEN_UTILS_PROFILE" not in str(info.value)
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_default_profile_follows_cuda(monkeypatch, cuda):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert gu.resolve_profile() == ("gpu" if cuda else "cpu")
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "   ")  # blank counts as unset
+    assert gu.resolve_profile() == ("gpu" if cuda else "cpu")
+
+
+def test_default_profile_on_this_machine():
+    assert gu.resolve_profile() == ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def test_profile_from_env_is_normalised(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", " SMOKE ")
+    assert gu.resolve_profile() == "smoke"
+
+
+def test_profile_argument_overrides_env(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "cpu")
+    assert gu.resolve_profile("smoke") == "smoke"
+    assert gu.resolve_profile() == "cpu"
+
+
+# --- pick -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_pick_returns_the_setup_profile(profile, capsys):
+    gu.setup(seed=0, profile=profile)
+    assert gu.pick(smoke=1, cpu=2, gpu=3) == {"smoke": 1, "cpu": 2, "gpu": 3}[profile]
+    assert gu.pick(smoke="s", cpu="c", gpu="g") == profile[0]
+
+
+def test_pick_without_setup_uses_the_environment(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "smoke")
+    assert gu.pick(smoke={"epochs": 1}, cpu={"epochs": 5}, gpu={"epochs": 50}) == {"epochs": 1}
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "gpu")
+    assert gu.pick(smoke=1, cpu=2, gpu=3) == 3
+
+
+def test_pick_setup_profile_wins_over_later_env(monkeypatch, capsys):
+    gu.setup(seed=0, profile="cpu")
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "smoke")
+    assert gu.pick(smoke=1, cpu=2, gpu=3) == 2
+
+
+def test_pick_needs_every_profile():
+    with pytest.raises(ValueError) as info:
+        gu.pick(smoke=1, cpu=2)
+    assert "gpu" in str(info.value) and "missing" in str(info.value)
+    with pytest.raises(ValueError, match="unknown: \\['tpu'\\]"):
+        gu.pick(smoke=1, cpu=2, gpu=3, tpu=4)
+
+
+# --- setup / run / seeding ------------------------------------------------------------------
+
+def test_setup_returns_and_stores_the_run(capsys):
+    r = gu.setup(seed=7, profile="smoke", threads=1)
+    assert gu.run() is r
+    assert (r.profile, r.seed, r.threads) == ("smoke", 7, 1)
+    assert r.device == runtime.default_device()
+    assert torch.get_num_threads() == 1
+    assert r.seconds >= 0
+    banner = capsys.readouterr().out
+    for part in ("gen_utils", "profile smoke", "seed 7", "threads 1", f"torch {torch.__version__}"):
+        assert part in banner
+
+
+def test_setup_default_threads_is_every_usable_core(capsys):
+    r = gu.setup(seed=0)
+    assert r.threads == runtime.cpu_threads() >= 1
+    assert torch.get_num_threads() == r.threads
+
+
+def test_setup_seeds_python_numpy_and_torch(capsys):
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(3).tolist()
+
+    gu.setup(seed=123)
+    first = draw()
+    gu.setup(seed=123)
+    assert draw() == first
+    gu.setup(seed=124)
+    assert draw() != first
+
+
+def test_seed_everything_is_reproducible():
+    gu.seed_everything(5)
+    a = torch.randn(4)
+    gu.seed_everything(5)
+    assert torch.equal(a, torch.randn(4))
+
+
+def test_run_before_setup_raises():
+    with pytest.raises(RuntimeError, match="setup"):
+        gu.run()
+
+
+def test_device_name():
+    assert runtime.device_name(torch.device("cpu")) == "cpu"
+    if torch.cuda.is_available():
+        assert runtime.device_name(torch.device("cuda")).startswith("cuda (")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, False), ("", False), ("0", False),
+                                                 ("1", True), ("yes", True)])
+def test_headless(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("GEN_UTILS_HEADLESS", raising=False)
+    else:
+        monkeypatch.setenv("GEN_UTILS_HEADLESS", value)
+    assert gu.headless() is expected
+
+
+# --- finish ---------------------------------------------------------------------------------
+
+def test_finish_glues_rounded_metrics_and_run_info(capsys):
+    gu.setup(seed=0, profile="smoke")
+    values = gu.finish(x=1.23456789, n=3, t=torch.tensor(0.123456), f=np.float32(2.718281))
+    assert values["x"] == 1.2346
+    assert values["n"] == 3 and isinstance(values["n"], int)
+    assert values["t"] == 0.1235 and isinstance(values["t"], float)
+    assert values["f"] == 2.7183 and isinstance(values["f"], float)
+    assert values["run_profile"] == "smoke"
+    assert values["run_device"] == runtime.device_name(runtime.default_device())
+    assert isinstance(values["run_seconds"], float) and values["run_seconds"] >= 0
+    assert list(values)[:4] == ["x", "n", "t", "f"]
+
+
+def test_finish_calls_glue_once_per_value_without_display(monkeypatch, capsys):
+    import myst_nb
+
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: calls.append(
+        (name, value, display)))
+    gu.setup(seed=0, profile="cpu")
+    values = gu.finish(x=1.23456789, label="vae")
+    assert [c[0] for c in calls] == ["x", "label", "run_profile", "run_device", "run_seconds"]
+    assert all(display is False for _, _, display in calls)
+    assert {name: value for name, value, _ in calls} == values
+    assert values["x"] == 1.2346 and values["label"] == "vae" and values["run_profile"] == "cpu"
+
+
+def test_finish_needs_setup():
+    with pytest.raises(RuntimeError, match="setup"):
+        gu.finish(x=1.0)
