@@ -38,7 +38,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
 	@echo "Open $(abspath _build/html/index.html)"
 
 # The whole suite in one pytest run (so it ends with pytest's summary line):

@@ -30,6 +30,7 @@ from .text import (
     word_tokenize,
 )
 from .train import NonFiniteLossError, TrainResult, autocast, load_checkpoint, save_checkpoint, train
+from .widgets import explore, live_kernel
 
 __all__ = [
     "PROFILES", "setup", "pick", "finish", "run", "headless", "resolve_profile", "seed_everything",
@@ -40,5 +41,6 @@ __all__ = [
     "lm_windows",
     "train", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
     "image_grid", "loss_curves", "scatter_2d", "heatmap", "COLORS",
+    "explore", "live_kernel",
     "nats_to_bits", "bits_to_nats", "bits_per_dim", "perplexity", "log_mean_exp", "corpus_bleu",
 ]

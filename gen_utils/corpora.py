@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from functools import lru_cache
+from functools import cache
 
 from .data import dataset_file
 
@@ -11,7 +11,7 @@ MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 MULTI30K_LANGS = ("en", "de", "fr")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_shakespeare() -> str:
     """The whole Tiny Shakespeare text (1 115 394 characters, 65 distinct)."""
     return dataset_file("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
@@ -24,7 +24,7 @@ def shakespeare_split(text: str | None = None, train_fraction: float = 0.9) -> t
     return text[:n], text[n:]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _multi30k_lines(split: str, lang: str) -> tuple[str, ...]:
     path = dataset_file("multi30k", f"{MULTI30K_SPLITS[split]}.{lang}.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -47,4 +47,4 @@ def load_multi30k(split: str = "train", src: str = "de", tgt: str = "en") -> lis
     a, b = _multi30k_lines(split, src), _multi30k_lines(split, tgt)
     if len(a) != len(b):
         raise ValueError(f"Multi30k {split}: {len(a)} {src} lines but {len(b)} {tgt} lines")
-    return list(zip(a, b))
+    return list(zip(a, b, strict=True))

@@ -15,14 +15,18 @@ and the variable to set.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 DATA_ENV = "GEN_UTILS_DATA"
-DOWNLOAD_TIMEOUT_S = 4.0
+DOWNLOAD_TIMEOUT_S = 4.0  # per socket operation once connected
+CONNECT_BUDGET_S = 8.0  # total time to get an answer from any mirror (DNS included)
 
 
 @dataclass(frozen=True)
@@ -125,22 +129,46 @@ def _verify(dataset: str, path: Path, md5: str) -> None:
     _VERIFIED.add(key)
 
 
+def _open(url: str, deadline: float):
+    """urlopen with a hard wall-clock limit on the connection phase (DNS lookups ignore timeouts)."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["response"] = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(max(deadline, 0.0))
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {CONNECT_BUDGET_S:.0f} s (offline?)")
+    if "error" in box:
+        raise box["error"]
+    return box["response"]
+
+
 def _download(urls: tuple[str, ...], dest: Path) -> str | None:
-    """Try each URL; return None on success, else the last error as text."""
+    """Try each URL; return None on success, else the last error as text.
+
+    All mirrors together get ``CONNECT_BUDGET_S`` to answer, so an offline machine fails fast.
+    """
     error = "no URL"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         return f"cannot create {dest.parent}: {e}"
+    start = time.monotonic()
     for url in urls:
         tmp = dest.with_name(dest.name + ".part")
         try:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r, open(tmp, "wb") as f:
+            with _open(url, CONNECT_BUDGET_S - (time.monotonic() - start)) as r, open(tmp, "wb") as f:
                 while block := r.read(1 << 20):
                     f.write(block)
             tmp.replace(dest)
             return None
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
             error = f"{url}: {e}"
             tmp.unlink(missing_ok=True)
     return error

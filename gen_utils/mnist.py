@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gzip
 import struct
-from functools import lru_cache
-from typing import Iterator
+from collections.abc import Iterator
+from functools import cache
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ def _read_idx(path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     images_file, labels_file = _FILES[split]
     images = torch.from_numpy(_read_idx(dataset_file("MNIST", images_file)).copy())

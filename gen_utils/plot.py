@@ -6,10 +6,9 @@ for model samples, ``COLORS["train"]`` / ``COLORS["val"]`` for the two curves of
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 
@@ -99,7 +99,7 @@ class Padded:
     lengths: torch.Tensor
     mask: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "Padded":
+    def to(self, device: torch.device | str) -> Padded:
         return Padded(self.tokens.to(device), self.lengths.to(device), self.mask.to(device))
 
 

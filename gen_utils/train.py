@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -125,7 +126,8 @@ def train(
     steps / epochs: stop after this many optimizer steps / passes (at least one must be given,
       or ``max_seconds``); with a sized ``batches``, ``epochs`` means epochs * len(batches)
       steps in all, also when resumed mid-epoch. ``max_seconds`` stops cleanly between steps
-      (``stop_reason`` ``"time budget"``); the steps done so far count.
+      (``stop_reason`` ``"time budget"``); it budgets this call only (a resumed run gets it
+      afresh), and the steps done so far count.
     clip_grad_norm: clip the global gradient norm of ``model`` (logged as ``grad_norm``).
     eval_fn: called with the model in eval mode and no grad every ``eval_every`` steps and at
       the end; returns a dict of scalars stored in the history under ``eval_step``.
@@ -187,7 +189,8 @@ def train(
         else:
             print(msg)
 
-    start = time.perf_counter() - result.seconds
+    # max_seconds budgets this call; result.seconds keeps counting across resumes
+    start, resumed_seconds = time.perf_counter(), result.seconds
     epoch = result.steps // len(batches) if hasattr(batches, "__len__") and len(batches) else 0
     it = iter(batches)
     if model is not None:
@@ -239,7 +242,7 @@ def train(
                 if scheduler is not None:
                     scheduler.step()
             result.steps += 1
-            result.seconds = time.perf_counter() - start
+            result.seconds = resumed_seconds + time.perf_counter() - start
             result.log(step=result.steps, **logged)
             if bar is not None:
                 bar.update(1)
@@ -254,7 +257,7 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    result.seconds = time.perf_counter() - start
+    result.seconds = resumed_seconds + time.perf_counter() - start
     if eval_fn is not None and result.history.get("eval_step", [None])[-1] != result.steps:
         evaluate()
     else:

@@ -139,7 +139,18 @@ def test_offline_download_fails_with_a_helpful_message(root, toy, monkeypatch):
     for part in ("toy not found", str(root / "toy" / "a.txt"), "GEN_UTILS_DATA",
                  "mirror-two.invalid", "Name or service not known"):
         assert part in msg
-    assert not list((root / "toy").iterdir())  # no partial file left behind
+    toy_dir = root / "toy"
+    assert not toy_dir.exists() or not list(toy_dir.iterdir())  # nothing left behind
+
+
+def test_a_hanging_connection_fails_within_the_budget(root, toy, monkeypatch):
+    # DNS lookups ignore socket timeouts; the connection phase has a hard wall-clock budget.
+    monkeypatch.setattr(data, "CONNECT_BUDGET_S", 0.5)
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: time.sleep(30))
+    start = time.perf_counter()
+    with pytest.raises(gu.DatasetNotFoundError, match="no answer within"):
+        gu.dataset_file("toy", "a.txt")
+    assert time.perf_counter() - start < 2
 
 
 def test_download_falls_back_to_the_second_mirror(root, toy, monkeypatch):

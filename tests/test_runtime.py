@@ -164,31 +164,61 @@ def test_headless(monkeypatch, value, expected):
 
 # --- finish ---------------------------------------------------------------------------------
 
-def test_finish_glues_rounded_metrics_and_run_info(capsys):
-    gu.setup(seed=0, profile="smoke")
-    values = gu.finish(x=1.23456789, n=3, t=torch.tensor(0.123456), f=np.float32(2.718281))
-    assert values["x"] == 1.2346
-    assert values["n"] == 3 and isinstance(values["n"], int)
-    assert values["t"] == 0.1235 and isinstance(values["t"], float)
-    assert values["f"] == 2.7183 and isinstance(values["f"], float)
-    assert values["run_profile"] == "smoke"
-    assert values["run_device"] == runtime.device_name(runtime.default_device())
-    assert isinstance(values["run_seconds"], float) and values["run_seconds"] >= 0
-    assert list(values)[:4] == ["x", "n", "t", "f"]
+@pytest.fixture
+def shown(monkeypatch):
+    """Record what ``finish`` displays (the results table) instead of printing it."""
+    import IPython.display
+
+    out = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: out.extend(objs))
+    return out
 
 
-def test_finish_calls_glue_once_per_value_without_display(monkeypatch, capsys):
+def test_finish_glues_rounded_metrics_and_run_info(monkeypatch, shown, capsys):
     import myst_nb
 
     calls = []
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: calls.append(
         (name, value, display)))
-    gu.setup(seed=0, profile="cpu")
-    values = gu.finish(x=1.23456789, label="vae")
-    assert [c[0] for c in calls] == ["x", "label", "run_profile", "run_device", "run_seconds"]
+    gu.setup(seed=0, profile="smoke")
+    result = gu.finish(x=1.23456789, n=3, t=torch.tensor(0.123456), f=np.float32(2.718281))
+    assert result is None  # the table is displayed, not returned (it would show twice)
+    assert [c[0] for c in calls] == ["x", "n", "t", "f", "run_profile", "run_device",
+                                     "run_seconds"]
     assert all(display is False for _, _, display in calls)
-    assert {name: value for name, value, _ in calls} == values
-    assert values["x"] == 1.2346 and values["label"] == "vae" and values["run_profile"] == "cpu"
+    glued = {name: value for name, value, _ in calls}
+    assert glued["x"] == 1.2346
+    assert glued["n"] == 3 and isinstance(glued["n"], int)
+    assert glued["t"] == 0.1235 and isinstance(glued["t"], float)
+    assert glued["f"] == 2.7183 and isinstance(glued["f"], float)
+    assert glued["run_profile"] == "smoke"
+    assert glued["run_device"] == runtime.device_name(runtime.default_device())
+    assert isinstance(glued["run_seconds"], float) and glued["run_seconds"] >= 0
+    (table,) = shown
+    assert "| `x` | 1.2346 |" in table.data and "| `run_profile` | smoke |" in table.data
+
+
+def test_finish_with_the_real_glue_outside_a_notebook(monkeypatch, shown, capsys):
+    # myst_nb's glue hands a mime bundle to IPython's display; record those bundles.
+    import myst_nb.ext.glue
+
+    bundles = []
+    monkeypatch.setattr(myst_nb.ext.glue, "ipy_display",
+                        lambda bundle, raw=False, metadata=None: bundles.append((bundle, metadata)))
+    gu.setup(seed=0, profile="cpu")
+    gu.finish(x=1.23456789, label="vae")
+    names = [meta["scrapbook"]["name"] for _, meta in bundles]
+    assert names == ["x", "label", "run_profile", "run_device", "run_seconds"]
+    prefix = myst_nb.ext.glue.GLUE_PREFIX  # the "don't display" prefix
+    plain = {meta["scrapbook"]["name"]: bundle[prefix + "text/plain"] for bundle, meta in bundles}
+    assert plain["x"] == "1.2346"
+    assert plain["label"] == "'vae'" and plain["run_profile"] == "'cpu'"
+
+
+def test_finish_runs_unpatched_outside_ipython(capsys):
+    gu.setup(seed=0, profile="cpu")
+    assert gu.finish(x=1.23456789) is None
+    assert "Markdown" in capsys.readouterr().out  # plain Python prints the display object
 
 
 def test_finish_needs_setup():
