@@ -6,7 +6,7 @@ import gzip
 import urllib.error
 
 import pytest
-from _helpers import clear_data_caches, md5_bytes, real_file, register_file
+from _helpers import md5_bytes, real_file, register_file
 
 import gen_utils as gu
 from gen_utils import corpora, data
@@ -14,13 +14,6 @@ from gen_utils import corpora, data
 FIRST_TRAIN_DE = "Zwei junge weiße Männer sind im Freien in der Nähe vieler Büsche."
 FIRST_TRAIN_EN = "Two young, White males are outside near many bushes."
 FIRST_TRAIN_FR = "Deux jeunes hommes blancs sont dehors près de buissons."
-
-
-@pytest.fixture(autouse=True)
-def _clean_caches():
-    clear_data_caches()
-    yield
-    clear_data_caches()
 
 
 def _offline(monkeypatch):

@@ -14,19 +14,12 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from _helpers import clear_data_caches, md5_bytes, real_file, register_file
+from _helpers import md5_bytes, real_file, register_file
 
 import gen_utils as gu
 from gen_utils import data
 
 PAYLOAD = b"hello, generative world\n" * 100
-
-
-@pytest.fixture(autouse=True)
-def _clean_caches():
-    clear_data_caches()
-    yield
-    clear_data_caches()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from _helpers import clear_data_caches, real_file, register_file, write_idx_gz
+from _helpers import real_file, register_file, write_idx_gz
 
 import gen_utils as gu
 from gen_utils import mnist
@@ -19,13 +19,6 @@ README_COUNTS = {
     "test": {0: 980, 1: 1135, 2: 1032, 3: 1010, 4: 982, 5: 892, 6: 958, 7: 1028, 8: 974,
              9: 1009},
 }
-
-
-@pytest.fixture(autouse=True)
-def _clean_caches():
-    clear_data_caches()
-    yield
-    clear_data_caches()
 
 
 @pytest.fixture
