@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
+from .decoding import Hypothesis, beam_search, greedy_search
 from .metrics import (
     bits_per_dim,
     bits_to_nats,
@@ -39,6 +40,7 @@ __all__ = [
     "load_shakespeare", "shakespeare_split", "load_multi30k",
     "CharTokenizer", "WordVocab", "word_tokenize", "Padded", "pad_sequences", "seq2seq_batches",
     "lm_windows",
+    "greedy_search", "beam_search", "Hypothesis",
     "train", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
     "image_grid", "loss_curves", "scatter_2d", "heatmap", "COLORS",
     "explore", "live_kernel",

@@ -14,6 +14,8 @@ RUN_KEYS = ("run_profile", "run_device", "run_seconds")
 # Headline glue keys each chapter must record (run_* keys are added to every notebook).
 REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
     "01_generative_modeling": ("ngram_best_val_nats_per_char", "ngram_best_n"),
+    "07_rnn_language_models": ("lstm_val_nats_per_char", "rnn_val_nats_per_char"),
+    "08_seq2seq_attention": ("seq2seq_attn_bleu", "seq2seq_attn_sacrebleu", "seq2seq_noattn_bleu"),
 }
 
 # Targets on the committed numbers, per profile that produced them: (comparison, bound).
@@ -21,7 +23,17 @@ TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     "01_generative_modeling": {
         "ngram_best_val_nats_per_char": {"cpu": ("<=", 1.80), "gpu": ("<=", 1.80)},
     },
+    "07_rnn_language_models": {
+        "lstm_val_nats_per_char": {"cpu": ("<=", 1.90), "gpu": ("<=", 1.55)},
+    },
+    "08_seq2seq_attention": {
+        "seq2seq_attn_bleu": {"cpu": (">=", 20.0), "gpu": (">=", 30.0)},
+    },
 }
+
+# Every chapter committed from a `cpu` run must fit the profile's budget: 6 min on 2 cores
+# (run_seconds is measured by gu.setup → gu.finish, i.e. the whole notebook after its imports).
+CPU_BUDGET_SECONDS = 360.0
 
 # Paths that give away the machine a notebook ran on.
 MACHINE_PATHS = ("/work/", "/home/", "/tmp/", "/root/", "/Users/", "C:\\\\")

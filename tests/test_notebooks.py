@@ -8,6 +8,7 @@ import re
 
 import pytest
 from notebook_checks import (
+    CPU_BUDGET_SECONDS,
     MACHINE_PATHS,
     MAX_NOTEBOOK_MB,
     NOTEBOOKS,
@@ -91,6 +92,17 @@ def test_targets(path):
             continue
         op, bound = per_profile[profile]
         assert ops[op](values[key], bound), f"{key} = {values[key]} misses its {profile} target {op} {bound}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_cpu_run_fits_the_budget(path):
+    values = glued(load(path))
+    if values.get("run_profile") != "cpu":
+        pytest.skip(f"committed from a {values.get('run_profile')} run")
+    assert values["run_seconds"] <= CPU_BUDGET_SECONDS, (
+        f"the cpu run took {values['run_seconds']} s: the cpu profile must finish in "
+        f"{CPU_BUDGET_SECONDS:.0f} s on 2 cores"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
