@@ -10,6 +10,10 @@ __version__ = "0.1.0"
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
+from .likelihood import (
+    importance_sampled_log_likelihood,
+    importance_sampled_log_likelihood_chunked,
+)
 from .metrics import (
     bits_per_dim,
     bits_to_nats,
@@ -45,4 +49,5 @@ __all__ = [
     "image_grid", "loss_curves", "scatter_2d", "heatmap", "COLORS",
     "explore", "live_kernel",
     "nats_to_bits", "bits_to_nats", "bits_per_dim", "perplexity", "log_mean_exp", "corpus_bleu",
+    "importance_sampled_log_likelihood", "importance_sampled_log_likelihood_chunked",
 ]

@@ -14,6 +14,9 @@ RUN_KEYS = ("run_profile", "run_device", "run_seconds")
 # Headline glue keys each chapter must record (run_* keys are added to every notebook).
 REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
     "01_generative_modeling": ("ngram_best_val_nats_per_char", "ngram_best_n"),
+    "02_autoencoders": ("linear_ae_over_pca_mse", "linear_ae_max_angle_deg"),
+    "03_vae": ("vae_test_elbo_nats", "vae_test_nll_nats", "vae_nll_k", "vae_test_kl_nats",
+               "vae_test_recon_nats"),
     "07_rnn_language_models": ("lstm_val_nats_per_char", "rnn_val_nats_per_char"),
     "08_seq2seq_attention": ("seq2seq_attn_bleu", "seq2seq_attn_sacrebleu", "seq2seq_noattn_bleu"),
 }
@@ -22,6 +25,13 @@ REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
 TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     "01_generative_modeling": {
         "ngram_best_val_nats_per_char": {"cpu": ("<=", 1.80), "gpu": ("<=", 1.80)},
+    },
+    "02_autoencoders": {
+        "linear_ae_over_pca_mse": {"cpu": ("<=", 1.01), "gpu": ("<=", 1.01)},
+    },
+    "03_vae": {
+        "vae_test_nll_nats": {"cpu": ("<=", 95.0), "gpu": ("<=", 84.0)},
+        "vae_nll_k": {"cpu": (">=", 100), "gpu": (">=", 5000)},
     },
     "07_rnn_language_models": {
         "lstm_val_nats_per_char": {"cpu": ("<=", 1.90), "gpu": ("<=", 1.55)},
