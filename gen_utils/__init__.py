@@ -7,6 +7,7 @@ out in the chapter that teaches it.
 
 __version__ = "0.1.0"
 
+from .attention import KVCache, MultiHeadAttention, causal_mask, dot_product_attention
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
@@ -45,6 +46,7 @@ __all__ = [
     "CharTokenizer", "WordVocab", "word_tokenize", "Padded", "pad_sequences", "seq2seq_batches",
     "lm_windows",
     "greedy_search", "beam_search", "Hypothesis",
+    "dot_product_attention", "causal_mask", "MultiHeadAttention", "KVCache",
     "train", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
     "image_grid", "loss_curves", "scatter_2d", "heatmap", "COLORS",
     "explore", "live_kernel",

@@ -19,6 +19,8 @@ REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
                "vae_test_recon_nats"),
     "07_rnn_language_models": ("lstm_val_nats_per_char", "rnn_val_nats_per_char"),
     "08_seq2seq_attention": ("seq2seq_attn_bleu", "seq2seq_attn_sacrebleu", "seq2seq_noattn_bleu"),
+    "09_transformer_gpt": ("gpt_val_nats_per_char", "gpt_params", "gpt_tokens_per_second",
+                           "gpt_train_seconds"),
 }
 
 # Targets on the committed numbers, per profile that produced them: (comparison, bound).
@@ -38,6 +40,10 @@ TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     },
     "08_seq2seq_attention": {
         "seq2seq_attn_bleu": {"cpu": (">=", 20.0), "gpu": (">=", 30.0)},
+    },
+    "09_transformer_gpt": {
+        "gpt_val_nats_per_char": {"cpu": ("<=", 1.75), "gpu": ("<=", 1.45)},
+        "run_seconds": {"cpu": ("<=", 360.0)},
     },
 }
 

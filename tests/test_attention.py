@@ -1,0 +1,95 @@
+"""gen_utils.attention: written-out attention, causal masks, multi-head attention and the KV cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gen_utils as gu
+from gen_utils.attention import KVCache, MultiHeadAttention, causal_mask, dot_product_attention
+
+
+def test_causal_mask_square_and_with_cache():
+    assert torch.equal(causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool))
+    # two new queries after three cached positions: they sit at positions 3 and 4
+    m = causal_mask(2, 5)
+    assert torch.equal(m, torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.bool))
+    with pytest.raises(ValueError, match="at least as many keys"):
+        causal_mask(4, 2)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_matches_sdpa(masked):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    mask = causal_mask(7) if masked else None
+    ours, w = dot_product_attention(q, k, v, mask)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 3, 7, dtype=torch.float64))
+    if masked:
+        assert (w[..., causal_mask(7).logical_not()] == 0).all()
+
+
+def test_attention_rejects_mismatched_dimensions():
+    with pytest.raises(ValueError, match="dimension"):
+        dot_product_attention(torch.zeros(1, 2, 4), torch.zeros(1, 2, 5), torch.zeros(1, 2, 5))
+
+
+def test_causal_self_attention_ignores_the_future():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4).double().eval()
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    y = mha(x, causal=True)
+    x2 = x.clone()
+    x2[:, 5:] = torch.randn(2, 4, 16, dtype=torch.float64)  # change positions 5.. only
+    y2 = mha(x2, causal=True)
+    assert torch.allclose(y[:, :5], y2[:, :5], atol=1e-12)  # outputs before 5 do not move
+    assert not torch.allclose(y[:, 5:], y2[:, 5:])
+    # without the mask every output depends on every position
+    assert not torch.allclose(mha(x)[:, :5], mha(x2)[:, :5])
+
+
+def test_multi_head_attention_matches_written_out_heads():
+    torch.manual_seed(1)
+    mha = MultiHeadAttention(12, 3).double().eval()
+    x = torch.randn(2, 5, 12, dtype=torch.float64)
+    q = mha.q(x).view(2, 5, 3, 4).transpose(1, 2)
+    k, v = (t.view(2, 5, 3, 4).transpose(1, 2) for t in mha.kv(x).chunk(2, -1))
+    heads, _ = dot_product_attention(q, k, v, causal_mask(5))
+    ref = mha.out(heads.transpose(1, 2).reshape(2, 5, 12))
+    assert torch.allclose(mha(x, causal=True), ref, atol=1e-12)
+
+
+def test_cached_steps_equal_the_uncached_pass():
+    torch.manual_seed(2)
+    mha = MultiHeadAttention(16, 2).double().eval()
+    x = torch.randn(3, 8, 16, dtype=torch.float64)
+    full = mha(x, causal=True)
+    cache = KVCache()
+    prefix = mha(x[:, :3], causal=True, cache=cache)          # a prompt of 3 positions at once
+    steps = [mha(x[:, t : t + 1], causal=True, cache=cache) for t in range(3, 8)]  # then one by one
+    assert len(cache) == 8
+    assert torch.allclose(torch.cat([prefix, *steps], 1), full, atol=1e-12)
+    # a chunk of several new positions after a cache needs the bottom-right aligned mask
+    cache2 = KVCache()
+    mha(x[:, :5], causal=True, cache=cache2)
+    assert torch.allclose(mha(x[:, 5:], causal=True, cache=cache2), full[:, 5:], atol=1e-12)
+
+
+def test_cross_attention_with_padding_mask():
+    torch.manual_seed(3)
+    mha = MultiHeadAttention(8, 2).double().eval()
+    x, ctx = torch.randn(2, 4, 8, dtype=torch.float64), torch.randn(2, 6, 8, dtype=torch.float64)
+    keep = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    y = mha(x, context=ctx, mask=keep[:, None, None, :])
+    ctx2 = ctx.clone()
+    ctx2[1, 3:] = 99.0                                         # padding positions must not matter
+    assert torch.allclose(y, mha(x, context=ctx2, mask=keep[:, None, None, :]), atol=1e-12)
+    with pytest.raises(ValueError, match="self-attention"):
+        mha(x, context=ctx, cache=KVCache())
+
+
+def test_exported_from_the_package():
+    assert gu.causal_mask is causal_mask and gu.MultiHeadAttention is MultiHeadAttention
