@@ -11,6 +11,14 @@ from .attention import KVCache, MultiHeadAttention, causal_mask, dot_product_att
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
+from .fid import (
+    fid_from_features,
+    frechet_distance,
+    gaussian_stats,
+    label_accuracy,
+    mnist_fid,
+    mnist_fid_floor,
+)
 from .likelihood import (
     importance_sampled_log_likelihood,
     importance_sampled_log_likelihood_chunked,
@@ -24,7 +32,9 @@ from .metrics import (
     perplexity,
 )
 from .mnist import Batches, binarize_dynamic, load_mnist, to_unit
+from .mnist_classifier import classifier_outputs, load_mnist_classifier
 from .plot import COLORS, heatmap, image_grid, loss_curves, scatter_2d
+from .ring import Ring
 from .runtime import PROFILES, finish, headless, pick, resolve_profile, run, seed_everything, setup
 from .text import (
     CharTokenizer,
@@ -52,4 +62,7 @@ __all__ = [
     "explore", "live_kernel",
     "nats_to_bits", "bits_to_nats", "bits_per_dim", "perplexity", "log_mean_exp", "corpus_bleu",
     "importance_sampled_log_likelihood", "importance_sampled_log_likelihood_chunked",
+    "load_mnist_classifier", "classifier_outputs", "mnist_fid", "mnist_fid_floor", "label_accuracy",
+    "frechet_distance", "gaussian_stats", "fid_from_features",
+    "Ring",
 ]

@@ -14,6 +14,9 @@ RUN_KEYS = ("run_profile", "run_device", "run_seconds")
 # Headline glue keys each chapter must record (run_* keys are added to every notebook).
 REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
     "01_generative_modeling": ("ngram_best_val_nats_per_char", "ngram_best_n"),
+    "04_gan": ("fid_floor_mnist", "dcgan_mnist_fid", "toy_gan_modes_covered", "fid_n"),
+    "05_conditional_wgan": ("cgan_label_accuracy", "cgan_fid", "wgan_gp_fid", "wgan_gp_toy_modes_covered",
+                            "cvae_label_accuracy", "cvae_fid", "fid_n"),
     "02_autoencoders": ("linear_ae_over_pca_mse", "linear_ae_max_angle_deg"),
     "03_vae": ("vae_test_elbo_nats", "vae_test_nll_nats", "vae_nll_k", "vae_test_kl_nats",
                "vae_test_recon_nats"),
@@ -27,6 +30,17 @@ REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
 TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     "01_generative_modeling": {
         "ngram_best_val_nats_per_char": {"cpu": ("<=", 1.80), "gpu": ("<=", 1.80)},
+    },
+    "04_gan": {
+        "dcgan_fid_over_floor": {"gpu": ("<=", 10.0)},  # dcgan_mnist_fid <= 10 x fid_floor_mnist
+        "fid_n": {"cpu": (">=", 10_000), "gpu": (">=", 10_000)},
+        "run_seconds": {"cpu": ("<=", 360.0)},
+    },
+    "05_conditional_wgan": {
+        "cgan_label_accuracy": {"cpu": (">=", 0.90), "gpu": (">=", 0.98)},
+        "wgan_gp_toy_modes_covered": {"gpu": (">=", 8)},
+        "fid_n": {"cpu": (">=", 10_000), "gpu": (">=", 10_000)},
+        "run_seconds": {"cpu": ("<=", 360.0)},
     },
     "02_autoencoders": {
         "linear_ae_over_pca_mse": {"cpu": ("<=", 1.01), "gpu": ("<=", 1.01)},
