@@ -24,6 +24,7 @@ REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
     "08_seq2seq_attention": ("seq2seq_attn_bleu", "seq2seq_attn_sacrebleu", "seq2seq_noattn_bleu"),
     "09_transformer_gpt": ("gpt_val_nats_per_char", "gpt_params", "gpt_tokens_per_second",
                            "gpt_train_seconds"),
+    "10_transformer_translation": ("transformer_mt_bleu", "transformer_mt_sacrebleu"),
 }
 
 # Targets on the committed numbers, per profile that produced them: (comparison, bound).
@@ -57,6 +58,10 @@ TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     },
     "09_transformer_gpt": {
         "gpt_val_nats_per_char": {"cpu": ("<=", 1.75), "gpu": ("<=", 1.45)},
+        "run_seconds": {"cpu": ("<=", 360.0)},
+    },
+    "10_transformer_translation": {
+        "transformer_mt_bleu": {"cpu": (">=", 20.0), "gpu": (">=", 37.0)},
         "run_seconds": {"cpu": ("<=", 360.0)},
     },
 }
