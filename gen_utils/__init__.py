@@ -46,6 +46,7 @@ from .text import (
     word_tokenize,
 )
 from .train import NonFiniteLossError, TrainResult, autocast, load_checkpoint, save_checkpoint, train
+from .translation import TranslationData, detokenize, load_translation_data, lowercase_bleu
 from .widgets import explore, live_kernel
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "CharTokenizer", "WordVocab", "word_tokenize", "Padded", "pad_sequences", "seq2seq_batches",
     "lm_windows",
     "greedy_search", "beam_search", "Hypothesis",
+    "TranslationData", "load_translation_data", "detokenize", "lowercase_bleu",
     "dot_product_attention", "causal_mask", "MultiHeadAttention", "KVCache",
     "train", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
     "image_grid", "loss_curves", "scatter_2d", "heatmap", "COLORS",
