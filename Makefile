@@ -20,13 +20,15 @@ PROFILE ?=
 TIMEOUT ?= 1800
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help install book test unit nbval lint execute execute-all bootstrap clean
+.PHONY: help install book test unit nbval lint export execute execute-all bootstrap clean
 
 help:
 	@echo "make book      build the site from the committed notebook outputs (_build/html)"
 	@echo "make test      unit tests, notebook hygiene, nbval (smoke profile), book build (-W)"
 	@echo "make execute NB=notebooks/01_generative_modeling.ipynb PROFILE=cpu   re-run one notebook in place"
 	@echo "make bootstrap regenerate every notebook's Colab bootstrap cell from _config.yml"
+	@echo "make export    write the cells marked '# export' to gen_utils/chapters/chNN_topic.py"
+	@echo "make lint      ruff over gen_utils, tests and every notebook's code cells"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,13 +57,19 @@ nbval: $(STAMP)
 	GEN_UTILS_PROFILE=smoke GEN_UTILS_HEADLESS=1 $(BIN)/python -m pytest $(NOTEBOOKS) \
 	  --nbval-lax --nbval-cell-timeout=120 -q
 
+# Notebook code cells are linted too (ruff reads .ipynb); `make test` runs the same check.
 lint: $(STAMP)
-	$(BIN)/ruff check gen_utils tests
+	$(BIN)/ruff check gen_utils tests notebooks
 
-# Re-execute a notebook in place (committed outputs come from here).
+# Chapter code is importable from one source: the notebook cells marked `# export`.
+export: $(STAMP)
+	$(BIN)/python -m gen_utils.export
+
+# Re-execute a notebook in place (committed outputs come from here), then refresh its module.
 execute: $(STAMP)
 	GEN_UTILS_PROFILE=$(PROFILE) GEN_UTILS_HEADLESS=1 \
 	  $(BIN)/python -m gen_utils.execute $(NB) --timeout $(TIMEOUT)
+	$(BIN)/python -m gen_utils.export
 
 execute-all: $(STAMP)
 	for nb in $(NOTEBOOKS); do $(MAKE) execute NB=$$nb PROFILE=$(PROFILE) || exit 1; done

@@ -2,12 +2,11 @@
 
 Only what more than one chapter needs lives here (data, tokenisation and batching, the
 training loop, plotting, metrics, profiles/device/seeding, results); each model is written
-out in the chapter that teaches it.
+out in the chapter that teaches it, and later chapters import it from the module generated
+from that chapter's notebook (``gen_utils.chapters.chNN_topic``, see ``gen_utils.export``).
 """
 
-__version__ = "0.1.0"
-
-from .attention import KVCache, MultiHeadAttention, causal_mask, dot_product_attention
+from .config import Config, config
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
@@ -31,11 +30,21 @@ from .metrics import (
     nats_to_bits,
     perplexity,
 )
-from .mnist import Batches, binarize_dynamic, load_mnist, to_unit
+from .mnist import Batches, binarize_dynamic, from_pm1, load_mnist, to_pm1, to_unit
 from .mnist_classifier import classifier_outputs, load_mnist_classifier
-from .plot import COLORS, heatmap, image_grid, loss_curves, scatter_2d
+from .plot import COLORS, heatmap, image_grid, loss_curves, scatter_2d, smooth
 from .ring import Ring
-from .runtime import PROFILES, finish, headless, pick, resolve_profile, run, seed_everything, setup
+from .runtime import (
+    PROFILES,
+    current_profile,
+    finish,
+    headless,
+    pick,
+    resolve_profile,
+    run,
+    seed_everything,
+    setup,
+)
 from .text import (
     CharTokenizer,
     Padded,
@@ -45,22 +54,38 @@ from .text import (
     seq2seq_batches,
     word_tokenize,
 )
-from .train import NonFiniteLossError, TrainResult, autocast, load_checkpoint, save_checkpoint, train
-from .translation import TranslationData, detokenize, load_translation_data, lowercase_bleu
+from .train import (
+    NonFiniteLossError,
+    TrainResult,
+    autocast,
+    forever,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+from .translation import (
+    TranslationData,
+    detokenize,
+    load_translation_data,
+    lowercase_bleu,
+    translate,
+)
+from .version import __version__
 from .widgets import explore, live_kernel
 
 __all__ = [
-    "PROFILES", "setup", "pick", "finish", "run", "headless", "resolve_profile", "seed_everything",
+    "__version__",
+    "PROFILES", "setup", "pick", "config", "Config", "current_profile", "finish", "run", "headless",
+    "resolve_profile", "seed_everything",
     "data_root", "dataset_file", "DatasetNotFoundError", "ChecksumError",
-    "load_mnist", "to_unit", "binarize_dynamic", "Batches",
+    "load_mnist", "to_unit", "to_pm1", "from_pm1", "binarize_dynamic", "Batches",
     "load_shakespeare", "shakespeare_split", "load_multi30k",
     "CharTokenizer", "WordVocab", "word_tokenize", "Padded", "pad_sequences", "seq2seq_batches",
     "lm_windows",
     "greedy_search", "beam_search", "Hypothesis",
-    "TranslationData", "load_translation_data", "detokenize", "lowercase_bleu",
-    "dot_product_attention", "causal_mask", "MultiHeadAttention", "KVCache",
-    "train", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
-    "image_grid", "loss_curves", "scatter_2d", "heatmap", "COLORS",
+    "TranslationData", "load_translation_data", "detokenize", "lowercase_bleu", "translate",
+    "train", "forever", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
+    "image_grid", "loss_curves", "scatter_2d", "heatmap", "smooth", "COLORS",
     "explore", "live_kernel",
     "nats_to_bits", "bits_to_nats", "bits_per_dim", "perplexity", "log_mean_exp", "corpus_bleu",
     "importance_sampled_log_likelihood", "importance_sampled_log_likelihood_chunked",

@@ -29,9 +29,13 @@ def bootstrap_source(config: Path = CONFIG) -> str:
     url = repository_url(config)
     return (
         f"{MARKER} (generated from _config.yml by `make bootstrap`; do not edit by hand)\n"
-        "import importlib.util, subprocess, sys\n"
+        "import importlib.util\n"
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
         'if "google.colab" in sys.modules and importlib.util.find_spec("gen_utils") is None:\n'
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{url}"], check=True)'
+        '    pip = [sys.executable, "-m", "pip", "install", "-q"]\n'
+        f'    subprocess.run([*pip, "git+{url}"], check=True)'
     )
 
 

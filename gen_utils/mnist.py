@@ -65,6 +65,24 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
+def to_pm1(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W) → float (N, 1, H, W) in [-1, 1], the range of a tanh generator."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"to_pm1 expects uint8 images, got {images.dtype}")
+    return images.unsqueeze(1).float() / 127.5 - 1
+
+
+def from_pm1(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] (any shape) → the same shape in [0, 1], clamped.
+
+    For a tanh generator's output before ``image_grid``, FID or the classifier (which expect
+    [0, 1]); the clamp only matters for values that rounding pushed past ±1.
+    """
+    if not images.is_floating_point():
+        raise TypeError(f"from_pm1 expects float images in [-1, 1], got {images.dtype}")
+    return ((images + 1) / 2).clamp(0, 1)
+
+
 def binarize_dynamic(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Dynamic binarisation: each pixel ~ Bernoulli(intensity), fresh on every call.
 

@@ -12,6 +12,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 COLORS = {
@@ -53,12 +54,53 @@ def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, title: str | None = None,
-               scale: float = 0.8) -> Figure:
-    """Show a batch of images as one grid.
+               scale: float = 0.8, ax: Axes | None = None,
+               row_labels: Sequence[str] | None = None) -> Figure:
+    """Show a batch of images as one grid, row by row.
 
     images: (N, C, H, W) with C in {1, 3}, or (N, H, W); float values in [0, 1] (uint8 is
     divided by 255). Raises ValueError for any other shape, naming the shape it got.
+    nrow: images per row (the grid has ceil(N / nrow) rows).
+    ax: draw into this Axes (e.g. one panel of a larger figure) instead of a new figure.
+    row_labels: one label per row, written on the left (e.g. the digit each row asks for).
+    Returns the Figure that holds the grid.
     """
+    x = _images_nchw(images)
+    n, c, h, w = x.shape
+    ncol = min(nrow, n)
+    nrows = -(-n // ncol)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"row_labels has {len(row_labels)} labels for a grid of {nrows} rows "
+                         f"({n} images, {ncol} per row)")
+    pad = 2
+    grid = np.ones((c, nrows * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h,
+             pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(scale * ncol * w / 28 + 0.2 + 0.3 * (row_labels is not None),
+                                      scale * nrows * h / 28 + 0.4))
+    img = grid[0] if c == 1 else grid.transpose(1, 2, 0)
+    ax.imshow(np.clip(img, 0, 1), cmap="gray" if c == 1 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.grid(False)
+    if row_labels is None:
+        ax.set_axis_off()
+    else:  # keep the y axis for the labels, hide everything else
+        ax.set_xticks([])
+        ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(nrows)], labels=list(row_labels))
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def _images_nchw(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(N, C, H, W) float numpy array in [0, 1] from what ``image_grid`` accepts."""
     shape = tuple(images.shape)
     if images.dtype in (torch.uint8, np.uint8):
         images = images.float() / 255 if isinstance(images, torch.Tensor) else images / 255.0
@@ -69,53 +111,50 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, title: str | No
         raise ValueError(
             f"image_grid expects (N, C, H, W) with C in {{1, 3}} or (N, H, W), N > 0; got {shape}"
         )
-    n, c, h, w = x.shape
-    ncol = min(nrow, n)
-    nrows = -(-n // ncol)
-    pad = 2
-    grid = np.ones((c, nrows * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
-    for i in range(n):
-        r, q = divmod(i, ncol)
-        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h,
-             pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
-    fig, ax = plt.subplots(figsize=(scale * ncol * w / 28 + 0.2, scale * nrows * h / 28 + 0.4))
-    img = grid[0] if c == 1 else grid.transpose(1, 2, 0)
-    ax.imshow(np.clip(img, 0, 1), cmap="gray" if c == 1 else None, vmin=0, vmax=1,
-              interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return x
 
 
-def _smooth(y: np.ndarray, window: int) -> np.ndarray:
+def smooth(values: Sequence[float] | np.ndarray | torch.Tensor, window: int = 20) -> np.ndarray:
+    """Moving average over ``window`` steps (``mode="valid"``: len(values) - window + 1 points).
+
+    Returns the values unchanged (as an array) when there are fewer than ``window`` of them or
+    ``window <= 1``. To plot against steps, use the last ``len(result)`` step numbers, as
+    ``loss_curves`` does: each point is the mean of the window that ends there.
+    """
+    y = _numpy(values).astype(float) if isinstance(values, torch.Tensor) else np.asarray(values, float)
+    if y.ndim != 1:
+        raise ValueError(f"smooth expects a 1-D sequence, got shape {y.shape}")
     if window <= 1 or len(y) < window:
         return y
-    kernel = np.ones(window) / window
-    return np.convolve(y, kernel, mode="valid")
+    return np.convolve(y, np.ones(window) / window, mode="valid")
 
 
 def loss_curves(history: Mapping[str, Sequence[float]], keys: Sequence[str] = ("loss",),
                 eval_keys: Sequence[str] = (), title: str = "Training loss",
                 ylabel: str = "loss (nats)", smooth: int = 20,
-                logy: bool = False) -> Figure:
+                logy: bool = False, ax: Axes | None = None,
+                labels: Mapping[str, str] | None = None) -> Figure:
     """Plot per-step ``keys`` (smoothed over ``smooth`` steps) and evaluation ``eval_keys``.
 
     history: as returned in ``TrainResult.history`` (``step``, per-step keys, ``eval_step``).
+    ax: draw into this Axes instead of a new figure. labels: legend label per key (default
+    ``"<key> (train)"`` for per-step keys and the key itself for evaluations).
     """
-    fig, ax = plt.subplots()
+    smooth_window = smooth
+    labels = dict(labels or {})
+    if ax is None:
+        _, ax = plt.subplots()
     steps = np.asarray(history.get("step", []))
     for i, k in enumerate(keys):
         if k not in history:
             raise KeyError(f"history has no {k!r}; it has {sorted(history)}")
-        y = _smooth(np.asarray(history[k], dtype=float), smooth)
+        y = _smooth_array(history[k], smooth_window)
         x = steps[len(steps) - len(y):] if len(steps) else np.arange(len(y))
-        ax.plot(x, y, label=f"{k} (train)", color=COLORS["train"] if i == 0 else None)
+        ax.plot(x, y, label=labels.get(k, f"{k} (train)"), color=COLORS["train"] if i == 0 else None)
     for i, k in enumerate(eval_keys):
         if k not in history:
             raise KeyError(f"history has no {k!r}; it has {sorted(history)}")
-        ax.plot(history["eval_step"], history[k], "o-", label=k,
+        ax.plot(history["eval_step"], history[k], "o-", label=labels.get(k, k),
                 color=COLORS["val"] if i == 0 else None)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
@@ -123,8 +162,11 @@ def loss_curves(history: Mapping[str, Sequence[float]], keys: Sequence[str] = ("
         ax.set_yscale("log")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    return fig
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+_smooth_array = smooth  # loss_curves' ``smooth`` argument shadows the function inside it
 
 
 def scatter_2d(points: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None,

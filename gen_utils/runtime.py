@@ -1,7 +1,7 @@
 """Run-time plumbing shared by every chapter: profile, device, seeding, threads, results.
 
-A chapter starts with ``gu.setup(seed=0)``, chooses its hyper-parameters with
-``gu.pick(smoke=..., cpu=..., gpu=...)`` and ends with ``gu.finish(metric=value, ...)``,
+A chapter starts with ``gu.setup(seed=0)``, chooses its hyper-parameters with ``gu.config``
+(one setting per line, three profile values each) and ends with ``gu.finish(metric=value, ...)``,
 which records every metric with ``myst_nb.glue`` together with the run's profile,
 device and wall-clock seconds.
 """
@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .version import __version__
 
 PROFILES = ("smoke", "cpu", "gpu")
 PROFILE_ENV = "GEN_UTILS_PROFILE"
@@ -105,8 +107,6 @@ def setup(seed: int = 0, *, profile: str | None = None, threads: int | None = No
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     _RUN = Run(profile=prof, device=device, seed=seed, threads=n_threads)
-    from . import __version__
-
     print(
         f"gen_utils {__version__} | profile {prof} | device {device_name(device)} | "
         f"torch {torch.__version__} | python {platform.python_version()} | "
@@ -125,7 +125,8 @@ def run() -> Run:
 def pick(**configs: Any) -> Any:
     """Return the configuration for the current profile: ``pick(smoke=..., cpu=..., gpu=...)``.
 
-    All three profiles must be given so that the cell shows every choice side by side.
+    All three profiles must be given so that the cell shows every choice side by side. For a
+    chapter's settings, ``gu.config`` puts each setting's three values on one line.
     """
     missing = [p for p in PROFILES if p not in configs]
     extra = [k for k in configs if k not in PROFILES]
@@ -134,8 +135,12 @@ def pick(**configs: Any) -> Any:
             f"pick() needs exactly the profiles {', '.join(PROFILES)}; "
             f"missing: {missing or 'none'}, unknown: {extra or 'none'}."
         )
-    prof = _RUN.profile if _RUN is not None else resolve_profile()
-    return configs[prof]
+    return configs[current_profile()]
+
+
+def current_profile() -> str:
+    """The profile ``setup`` chose, else the one ``$GEN_UTILS_PROFILE`` (or the device) gives."""
+    return _RUN.profile if _RUN is not None else resolve_profile()
 
 
 def headless() -> bool:

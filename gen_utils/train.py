@@ -6,18 +6,26 @@ Two ways to use it:
   (or a dict with a ``"loss"`` tensor and other scalars to log); the loop does zero_grad,
   backward (under bf16 autocast on CUDA), gradient clipping and the optimizer step.
 * ``train(step, batches)`` with no optimizer: ``step`` does its own updates (a GAN's two players)
-  and returns a dict of floats to log.
+  and returns a dict of scalars to log.
+
+``step`` may take the step index as a second argument, ``step(batch, i)`` (``i`` counts the
+steps done before this one, from 0, and goes on across a resume). ``batches`` may be None when
+the step draws its own data, e.g. a critic loop that calls ``next(real)`` on ``gu.forever(...)``
+as often as it needs; the step then receives ``None``.
 
 Either way the loop gives a progress bar with the live loss, a history, an evaluation hook,
-a time budget, a NaN/inf guard and checkpoint save/resume.
+a time budget, a NaN/inf guard and checkpoint save/resume. It reads top to bottom as
+``train`` → ``_batch_stream`` → ``_update`` → ``_Reporter`` (log, evaluate) → checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import itertools
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,14 +67,24 @@ def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _scalars(out: StepOutput) -> tuple[torch.Tensor | None, dict[str, float]]:
-    if isinstance(out, torch.Tensor):
-        return out, {"loss": out.detach().float().item()}
-    loss = out.get("loss")
-    logged = {k: (v.detach().float().item() if isinstance(v, torch.Tensor) else float(v))
-              for k, v in out.items()}
-    return (loss if isinstance(loss, torch.Tensor) else None), logged
+def forever(batches: Iterable) -> Iterator:
+    """Endless batches: pass after pass over a re-iterable ``batches`` (e.g. ``gu.Batches``).
 
+    For loops that need more than one batch per step, as nanoGPT's ``get_batch``: a WGAN critic
+    takes ``next(real)`` ``n_critic`` times per generator step. Each pass of ``gu.Batches`` is a
+    fresh shuffle. Raises ValueError if a pass yields nothing (an empty or one-shot iterable).
+    """
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("forever() got an iterable that yields no batches (empty, or an "
+                             "iterator already used up): pass a re-iterable such as gu.Batches")
+
+
+# --- checkpoints ------------------------------------------------------------------------------
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module | None,
                     optimizer: torch.optim.Optimizer | None, result: TrainResult,
@@ -100,9 +118,11 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
     return TrainResult(history=state["history"], steps=state["steps"], seconds=state["seconds"])
 
 
+# --- the loop ---------------------------------------------------------------------------------
+
 def train(
-    step: Callable[[Any], StepOutput],
-    batches: Iterable,
+    step: Callable[..., StepOutput],
+    batches: Iterable | None = None,
     *,
     optimizer: torch.optim.Optimizer | None = None,
     model: torch.nn.Module | None = None,
@@ -122,7 +142,9 @@ def train(
 ) -> TrainResult:
     """Run ``step`` over ``batches`` until ``steps``/``epochs`` are done or ``max_seconds`` pass.
 
-    batches: re-iterable (one pass = one epoch, e.g. ``gu.Batches``) or an endless iterator.
+    step: ``step(batch)`` or ``step(batch, i)`` with ``i`` the index of this step (from 0).
+    batches: re-iterable (one pass = one epoch, e.g. ``gu.Batches``), an endless iterator, or
+      None when the step fetches its own data (it then receives ``None``).
     steps / epochs: stop after this many optimizer steps / passes (at least one must be given,
       or ``max_seconds``); with a sized ``batches``, ``epochs`` means epochs * len(batches)
       steps in all, also when resumed mid-epoch. ``max_seconds`` stops cleanly between steps
@@ -137,14 +159,10 @@ def train(
     on_nonfinite: "raise" (NonFiniteLossError naming the step) or "stop" (end the run, keep
       the history, ``stop_reason`` names the step).
     """
-    if steps is None and epochs is None and max_seconds is None:
-        raise ValueError("train() needs steps, epochs or max_seconds")
-    if on_nonfinite not in ("raise", "stop"):
-        raise ValueError(f"on_nonfinite must be 'raise' or 'stop', got {on_nonfinite!r}")
-    if clip_grad_norm is not None and model is None:
-        raise ValueError("clip_grad_norm needs the model")
+    _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model)
     if device is None:
         device = next(model.parameters()).device if model is not None else torch.device("cpu")
+    call = _step_caller(step)
 
     result = TrainResult()
     if checkpoint is not None and Path(checkpoint).exists():
@@ -152,47 +170,15 @@ def train(
         print(f"{desc}: resumed from checkpoint at step {result.steps}")
     # With a sized ``batches``, ``epochs`` is also a step count: a run resumed mid-epoch then
     # stops at epochs * len(batches) steps instead of running whole fresh passes on top.
-    epoch_steps = None
-    if epochs is not None and hasattr(batches, "__len__"):
-        epoch_steps = epochs * len(batches)
+    sized = hasattr(batches, "__len__")
+    epoch_steps = epochs * len(batches) if epochs is not None and sized else None
     total = steps if steps is not None else epoch_steps
-
-    bar = None
-    if not headless():
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=result.steps, desc=desc, leave=False)
-
-    def evaluate() -> None:
-        if eval_fn is None:
-            return
-        was_training = model.training if model is not None else None
-        if model is not None:
-            model.eval()
-        with torch.no_grad(), autocast(device):
-            scores = eval_fn()
-        if model is not None and was_training:
-            model.train()
-        result.log(eval_step=result.steps, **{k: float(v) for k, v in scores.items()})
-        summary(scores)
-
-    def summary(extra: dict[str, float] | None = None) -> None:
-        recent = result.history.get("loss", [])[-50:]
-        parts = [f"{desc} step {result.steps}" + (f"/{total}" if total else "")]
-        if recent:
-            parts.append(f"loss {sum(recent) / len(recent):.4f}")
-        parts += [f"{k} {float(v):.4f}" for k, v in (extra or {}).items()]
-        parts.append(f"{result.seconds:.0f}s")
-        msg = " | ".join(parts)
-        if bar is not None:
-            bar.write(msg)
-        else:
-            print(msg)
+    reporter = _Reporter(desc, total, result, model, device, eval_fn)
 
     # max_seconds budgets this call; result.seconds keeps counting across resumes
     start, resumed_seconds = time.perf_counter(), result.seconds
-    epoch = result.steps // len(batches) if hasattr(batches, "__len__") and len(batches) else 0
-    it = iter(batches)
+    first_epoch = result.steps // len(batches) if sized and len(batches) else 0
+    stream = _batch_stream(batches, epochs, first_epoch)
     if model is not None:
         model.train()
     try:
@@ -202,68 +188,175 @@ def train(
             if max_seconds is not None and time.perf_counter() - start >= max_seconds:
                 result.stop_reason = "time budget"
                 break
-            try:
-                batch = next(it)
-            except StopIteration:
-                epoch += 1
-                if epochs is not None and epoch >= epochs:
-                    break
-                it = iter(batches)
-                try:
-                    batch = next(it)
-                except StopIteration:  # an exhausted one-shot iterator
-                    break
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(device):
-                    out = step(batch)
-                loss, logged = _scalars(out)
-                if loss is None:
-                    raise TypeError("with an optimizer, step() must return the loss tensor "
-                                    "(or a dict with a 'loss' tensor)")
-            else:
-                out = step(batch)
-                loss, logged = _scalars(out)
-            bad = [k for k, v in logged.items() if not math.isfinite(v)]
-            if bad:
-                msg = (f"{desc}: non-finite {', '.join(bad)} ({logged[bad[0]]}) at step "
-                       f"{result.steps + 1}")
-                if on_nonfinite == "raise":
-                    raise NonFiniteLossError(msg)
-                result.stop_reason = msg
-                print(msg + " — stopped")
+            batch = next(stream, _END)
+            if batch is _END:
                 break
-            if optimizer is not None:
-                loss.backward()
-                if clip_grad_norm is not None:
-                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                    logged["grad_norm"] = float(norm)
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
+            logged = _update(call, batch, result.steps, optimizer, model, device, clip_grad_norm,
+                             scheduler, desc, on_nonfinite)
+            if isinstance(logged, str):  # a non-finite value with on_nonfinite="stop"
+                result.stop_reason = logged
+                print(logged + " — stopped")
+                break
             result.steps += 1
             result.seconds = resumed_seconds + time.perf_counter() - start
             result.log(step=result.steps, **logged)
-            if bar is not None:
-                bar.update(1)
-                if result.steps % 10 == 0:
-                    bar.set_postfix(loss=f"{logged.get('loss', float('nan')):.4f}")
-            if eval_every and result.steps % eval_every == 0:
-                evaluate()
-            elif log_every and result.steps % log_every == 0:
-                summary()
+            reporter.after_step(logged, eval_every, log_every)
             if checkpoint is not None and checkpoint_every and result.steps % checkpoint_every == 0:
                 save_checkpoint(checkpoint, model, optimizer, result)
     finally:
-        if bar is not None:
-            bar.close()
+        reporter.close()
     result.seconds = resumed_seconds + time.perf_counter() - start
-    if eval_fn is not None and result.history.get("eval_step", [None])[-1] != result.steps:
-        evaluate()
-    else:
-        summary()
+    reporter.at_end()
     if result.stop_reason == "time budget":
         print(f"{desc}: time budget of {max_seconds:.0f}s reached after {result.steps} steps")
     if checkpoint is not None:
         save_checkpoint(checkpoint, model, optimizer, result)
     return result
+
+
+def _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model) -> None:
+    if steps is None and epochs is None and max_seconds is None:
+        raise ValueError("train() needs steps, epochs or max_seconds")
+    if batches is None and epochs is not None:
+        raise ValueError("train(epochs=...) needs batches to count passes over; "
+                         "with batches=None give steps or max_seconds")
+    if on_nonfinite not in ("raise", "stop"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'stop', got {on_nonfinite!r}")
+    if clip_grad_norm is not None and model is None:
+        raise ValueError("clip_grad_norm needs the model")
+
+
+def _step_caller(step: Callable[..., StepOutput]) -> Callable[[Any, int], StepOutput]:
+    """``step(batch, i)`` if ``step`` takes two positional arguments, else ``step(batch)``."""
+    try:
+        params = inspect.signature(step).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: give it the batch only
+        return lambda batch, i: step(batch)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_index = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+    return (lambda batch, i: step(batch, i)) if takes_index else (lambda batch, i: step(batch))
+
+
+_END = object()
+
+
+def _batch_stream(batches: Iterable | None, epochs: int | None, epoch: int) -> Iterator:
+    """Batches across passes: a new pass when one ends, until ``epochs`` passes are done."""
+    if batches is None:
+        yield from itertools.repeat(None)
+        return
+    while True:
+        got_any = False
+        for batch in batches:
+            got_any = True
+            yield batch
+        epoch += 1
+        if not got_any or (epochs is not None and epoch >= epochs):
+            return  # an exhausted one-shot iterator, or all epochs done
+
+
+def _update(call, batch, i, optimizer, model, device, clip_grad_norm, scheduler, desc,
+            on_nonfinite) -> dict[str, float] | str:
+    """One step: forward (and, with an optimizer, backward and update); returns what to log.
+
+    A non-finite logged value raises NonFiniteLossError naming the step, or, with
+    ``on_nonfinite="stop"``, is returned as the message (a str) before any update is made.
+    """
+    if optimizer is None:
+        loss, logged = _scalars(call(batch, i))
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device):
+            loss, logged = _scalars(call(batch, i))
+        if loss is None:
+            raise TypeError("with an optimizer, step() must return the loss tensor "
+                            "(or a dict with a 'loss' tensor)")
+    bad = [k for k, v in logged.items() if not math.isfinite(v)]
+    if bad:
+        msg = f"{desc}: non-finite {', '.join(bad)} ({logged[bad[0]]}) at step {i + 1}"
+        if on_nonfinite == "raise":
+            raise NonFiniteLossError(msg)
+        return msg
+    if optimizer is not None:
+        loss.backward()
+        if clip_grad_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            logged["grad_norm"] = float(norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return logged
+
+
+def _scalars(out: StepOutput) -> tuple[torch.Tensor | None, dict[str, float]]:
+    if isinstance(out, torch.Tensor):
+        return out, {"loss": out.detach().float().item()}
+    loss = out.get("loss")
+    logged = {k: (v.detach().float().item() if isinstance(v, torch.Tensor) else float(v))
+              for k, v in out.items()}
+    return (loss if isinstance(loss, torch.Tensor) else None), logged
+
+
+class _Reporter:
+    """Progress bar, one-line summaries and evaluations of one ``train`` call."""
+
+    def __init__(self, desc, total, result, model, device, eval_fn) -> None:
+        self.desc, self.total, self.result = desc, total, result
+        self.model, self.device, self.eval_fn = model, device, eval_fn
+        self.bar = None
+        if not headless():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=result.steps, desc=desc, leave=False)
+
+    def after_step(self, logged: dict[str, float], eval_every: int | None, log_every: int) -> None:
+        steps = self.result.steps
+        if self.bar is not None:
+            self.bar.update(1)
+            if steps % 10 == 0:
+                self.bar.set_postfix(loss=f"{logged.get('loss', float('nan')):.4f}")
+        if eval_every and steps % eval_every == 0:
+            self.evaluate()
+        elif log_every and steps % log_every == 0:
+            self.summary()
+
+    def evaluate(self) -> None:
+        """Call eval_fn in eval mode without gradients; log and print its scores."""
+        if self.eval_fn is None:
+            return
+        model = self.model
+        was_training = model.training if model is not None else None
+        if model is not None:
+            model.eval()
+        with torch.no_grad(), autocast(self.device):
+            scores = self.eval_fn()
+        if model is not None and was_training:
+            model.train()
+        self.result.log(eval_step=self.result.steps, **{k: float(v) for k, v in scores.items()})
+        self.summary(scores)
+
+    def summary(self, extra: dict[str, float] | None = None) -> None:
+        """``desc step n/total | loss (mean of the last 50) | extra scores | seconds``."""
+        recent = self.result.history.get("loss", [])[-50:]
+        parts = [f"{self.desc} step {self.result.steps}" + (f"/{self.total}" if self.total else "")]
+        if recent:
+            parts.append(f"loss {sum(recent) / len(recent):.4f}")
+        parts += [f"{k} {float(v):.4f}" for k, v in (extra or {}).items()]
+        parts.append(f"{self.result.seconds:.0f}s")
+        msg = " | ".join(parts)
+        if self.bar is not None:
+            self.bar.write(msg)
+        else:
+            print(msg)
+
+    def at_end(self) -> None:
+        """A last evaluation (unless one just ran) or a last summary line."""
+        evaluated = self.result.history.get("eval_step", [None])[-1] == self.result.steps
+        if self.eval_fn is not None and not evaluated:
+            self.evaluate()
+        else:
+            self.summary()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,14 +1,18 @@
 """Translation plumbing shared by chapters 08 and 10: Multi30k tokenised with vocabularies,
-a detokeniser for sacreBLEU, and the lowercase tokenised BLEU the anchors use."""
+the batched sort → search → unsort loop, a detokeniser for sacreBLEU, and the lowercase
+tokenised BLEU the anchors use."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import torch
 
 from .corpora import load_multi30k
 from .metrics import corpus_bleu
-from .text import WordVocab, word_tokenize
+from .text import Padded, WordVocab, pad_sequences, word_tokenize
 
 
 @dataclass
@@ -72,3 +76,43 @@ def lowercase_bleu(hypotheses: list[list[str]], references: list[list[str]]) -> 
     ``tokenize="none"``): the convention of the tutorials the book's anchors come from."""
     return corpus_bleu([" ".join(h) for h in hypotheses], [" ".join(r) for r in references],
                        tokenize="none", lowercase=True)[0]
+
+
+SearchFn = Callable[[torch.nn.Module, Padded], list[list[int]]]
+
+
+@torch.no_grad()
+def translate(model: torch.nn.Module, sentences: Sequence[Sequence[str]], search: SearchFn,
+              src_vocab: WordVocab, tgt_vocab: WordVocab, *, batch: int = 250,
+              sort: bool = True) -> list[list[str]]:
+    """Translate tokenised sentences in batches and return the outputs in the input order.
+
+    The loop both translation chapters need: sort the sentences by length (so a batch holds
+    little padding) → encode and pad each batch → ``search`` it → decode → unsort.
+    search(model, src) -> one list of target ids per sentence (no ``<bos>``, cut before
+      ``<eos>``, as ``gu.greedy_search`` returns them); src is a ``Padded`` batch (B, S) of
+      source ids (``<eos>`` but no ``<bos>``) on the model's device.
+    sort: False keeps the input order inside batches (more padding; chapter 10 uses it to show
+      what a forgotten padding mask does).
+    The model is in eval mode during the search and back in its previous mode afterwards.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    device = next(model.parameters()).device
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i])) if sort \
+        else list(range(len(sentences)))
+    was_training = model.training
+    model.eval()
+    out: list[list[str] | None] = [None] * len(sentences)
+    try:
+        for b in range(0, len(order), batch):
+            idx = order[b : b + batch]
+            src = pad_sequences([src_vocab.encode(sentences[i], bos=False) for i in idx]).to(device)
+            hyps = search(model, src)
+            if len(hyps) != len(idx):
+                raise ValueError(f"search returned {len(hyps)} outputs for a batch of {len(idx)} sentences")
+            for i, h in zip(idx, hyps, strict=True):
+                out[i] = tgt_vocab.decode(h)
+    finally:
+        model.train(was_training)
+    return out
