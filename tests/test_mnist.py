@@ -167,6 +167,20 @@ def test_binarize_dynamic_uint8_extremes():
     assert gu.binarize_dynamic(x).tolist() == [0.0, 1.0, 0.0, 1.0]
 
 
+
+def test_to_pm1_and_from_pm1_round_trip():
+    x = torch.tensor([[[0, 255], [128, 1]]], dtype=torch.uint8)
+    pm1 = gu.to_pm1(x)
+    assert pm1.shape == (1, 1, 2, 2) and pm1.dtype == torch.float32
+    assert pm1.min().item() == -1.0 and pm1.max().item() == 1.0
+    torch.testing.assert_close(gu.from_pm1(pm1), gu.to_unit(x))
+    assert gu.from_pm1(torch.tensor([-1.2, 1.3])).tolist() == [0.0, 1.0]  # clamped
+    with pytest.raises(TypeError, match="uint8"):
+        gu.to_pm1(pm1)
+    with pytest.raises(TypeError, match="float"):
+        gu.from_pm1(x)
+
+
 # --- Batches --------------------------------------------------------------------------------
 
 def _epoch_indices(batches):

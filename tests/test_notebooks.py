@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import operator
 import re
@@ -119,3 +120,33 @@ def test_lean_and_anonymous(path):
                 "a live widget output was committed: widgets must fall back to a static figure "
                 "when GEN_UTILS_HEADLESS is set"
             )
+
+
+# Names that must differ per chapter are listed here with the reason (none today).
+SHARED_NAMES_ALLOWED: dict[str, str] = {}
+
+
+def top_level_definitions(nb: dict) -> set[str]:
+    """Functions and classes a notebook defines at the top level of its code cells."""
+    names = set()
+    for cell in code_cells(nb):
+        src = "".join(cell["source"])
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:  # a cell with IPython magics: nothing to define there
+            continue
+        names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                              ast.ClassDef))}
+    return names
+
+
+def test_no_function_or_class_is_defined_in_two_notebooks():
+    owners: dict[str, list[str]] = {}
+    for path in NOTEBOOKS:
+        for name in top_level_definitions(load(path)):
+            owners.setdefault(name, []).append(path.stem)
+    twice = {n: o for n, o in owners.items() if len(o) > 1 and n not in SHARED_NAMES_ALLOWED}
+    assert not twice, (
+        f"defined in more than one chapter: {twice}. Export it from the chapter that teaches it "
+        "(a cell starting with `# export`) and import it: from gen_utils.chapters.chNN_topic import …"
+    )

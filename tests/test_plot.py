@@ -178,3 +178,35 @@ def test_style_and_colors():
     assert matplotlib.rcParams["axes.spines.top"] is False
     assert matplotlib.rcParams["image.cmap"] == "gray"
     assert matplotlib.get_backend().lower() == "agg"
+
+
+# --- smooth, ax= and row_labels= ------------------------------------------------------------
+
+def test_smooth_is_a_trailing_moving_average():
+    y = gu.smooth([1, 2, 3, 4, 5, 6], window=3)
+    np.testing.assert_allclose(y, [2, 3, 4, 5])
+    np.testing.assert_allclose(gu.smooth(torch.tensor([1.0, 3.0]), window=5), [1, 3])  # too short: as is
+    np.testing.assert_allclose(gu.smooth(np.arange(4.0), window=1), np.arange(4.0))
+    with pytest.raises(ValueError, match="1-D"):
+        gu.smooth(np.zeros((2, 3)))
+
+
+def test_image_grid_and_loss_curves_draw_into_a_given_axes():
+    fig, axes = plt.subplots(1, 2)
+    out = gu.image_grid(torch.rand(6, 1, 28, 28), nrow=3, ax=axes[0], title="left")
+    assert out is fig and axes[0].get_title() == "left" and len(axes[0].images) == 1
+    out = gu.loss_curves({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.0]}, smooth=1, ax=axes[1],
+                         labels={"loss": "GAN"})
+    assert out is fig and [t.get_text() for t in axes[1].get_legend().get_texts()] == ["GAN"]
+    plt.close(fig)
+
+
+def test_image_grid_row_labels_sit_beside_their_rows():
+    fig = gu.image_grid(torch.rand(20, 1, 28, 28), nrow=10, row_labels=["zero", "one"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["zero", "one"]
+    ticks = ax.get_yticks()
+    assert 0 < ticks[0] < 30 < ticks[1] < 60  # the middle of each 28-pixel row (2-pixel padding)
+    with pytest.raises(ValueError, match="3 labels for a grid of 2 rows"):
+        gu.image_grid(torch.rand(20, 1, 28, 28), nrow=10, row_labels=["a", "b", "c"])
+    plt.close("all")

@@ -417,3 +417,63 @@ def test_autocast_bf16_on_cuda():
     with gu.autocast("cuda"):
         out = torch.ones(4, 4, device="cuda") @ torch.ones(4, 4, device="cuda")
     assert out.dtype == torch.bfloat16
+
+
+# --- the step index, batches=None and forever -----------------------------------------------
+
+def test_a_two_argument_step_gets_the_step_index():
+    seen = []
+    gu.train(lambda b, i: seen.append((b, i)) or {"loss": 0.0}, itertools.count(10), steps=4)
+    assert seen == [(10, 0), (11, 1), (12, 2), (13, 3)]
+
+
+def test_the_step_index_continues_after_a_resume(tmp_path):
+    seen = []
+
+    def step(batch, i):
+        seen.append(i)
+        return {"loss": 0.0}
+
+    ckpt = tmp_path / "run.pt"
+    gu.train(step, itertools.count(), steps=3, checkpoint=ckpt)
+    gu.train(step, itertools.count(), steps=5, checkpoint=ckpt)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_without_batches_the_step_receives_none():
+    seen = []
+    res = gu.train(lambda b: seen.append(b) or {"loss": 1.0}, steps=3)
+    assert res.steps == 3 and seen == [None, None, None]
+
+
+def test_epochs_without_batches_is_refused():
+    with pytest.raises(ValueError, match="epochs=.*needs batches"):
+        gu.train(lambda b: {"loss": 0.0}, epochs=2)
+
+
+def test_forever_starts_a_new_shuffled_pass_when_one_ends():
+    data = gu.Batches(torch.arange(6), batch_size=2, generator=torch.Generator().manual_seed(0))
+    stream = gu.forever(data)
+    seen = [next(stream)[0] for _ in range(9)]  # three batches a pass: three whole passes
+    passes = [torch.cat(seen[k : k + 3]).sort().values for k in (0, 3, 6)]
+    assert all(torch.equal(p, torch.arange(6)) for p in passes)
+    assert not all(torch.equal(a, b) for a, b in zip(seen[:3], seen[3:6], strict=True))  # reshuffled
+
+
+def test_forever_refuses_an_iterable_without_batches():
+    stream = gu.forever(iter([1, 2]))
+    assert [next(stream), next(stream)] == [1, 2]
+    with pytest.raises(ValueError, match="yields no batches"):
+        next(stream)
+
+
+def test_a_critic_loop_takes_as_many_batches_as_it_needs():
+    real = gu.forever(gu.Batches(torch.arange(10), batch_size=1, shuffle=False))
+    taken = []
+
+    def critic_step(_, i):
+        taken.append([int(next(real)[0]) for _ in range(3)])  # n_critic = 3 real batches per step
+        return {"loss_d": 0.0}
+
+    gu.train(critic_step, steps=4)
+    assert taken == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 0, 1]]

@@ -1,6 +1,7 @@
 """gen_utils.translation: Multi30k pipeline, detokeniser, lowercase tokenised BLEU."""
 
 import pytest
+import torch
 from _helpers import real_file
 
 import gen_utils as gu
@@ -38,3 +39,36 @@ def test_translation_data_is_consistent():
     assert "500 training and 20 test pairs" in d.summary()
     # vocabularies come from the training split only
     assert set(d.tgt_vocab.itos[4:]) <= {w for s in d.train_tgt for w in s}
+
+
+class _Echo(torch.nn.Module):
+    """A 'model' whose search returns each source sentence's ids reversed, and logs batch sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.batches, self.modes = [], []
+
+    def search(self, model, src):
+        self.batches.append(src.tokens.shape)
+        self.modes.append(model.training)
+        return [row[: n - 1].flip(0).tolist() for row, n in zip(src.tokens, src.lengths, strict=True)]
+
+
+def test_translate_sorts_batches_and_returns_the_input_order():
+    vocab = gu.WordVocab([["a", "b", "c", "d"]], min_freq=1)
+    sentences = [["a", "b", "c"], ["d"], ["b", "a"], ["c", "c", "d", "a"], ["a"]]
+    model = _Echo()
+    out = gu.translate(model, sentences, model.search, vocab, vocab, batch=2)
+    assert out == [s[::-1] for s in sentences]
+    assert [shape[1] for shape in model.batches] == [2, 4, 5]  # lengths sorted: little padding (+<eos>)
+    assert model.modes == [False] * 3 and model.training  # eval inside, restored after
+    model.batches.clear()
+    assert gu.translate(model, sentences, model.search, vocab, vocab, batch=2, sort=False) == out
+    assert [shape[1] for shape in model.batches] == [4, 5, 2]
+
+
+def test_translate_checks_what_search_returns():
+    vocab = gu.WordVocab([["a"]], min_freq=1)
+    with pytest.raises(ValueError, match="1 outputs for a batch of 2"):
+        gu.translate(_Echo(), [["a"], ["a"]], lambda m, s: [[4]], vocab, vocab)

@@ -1,0 +1,53 @@
+"""gen_utils.config: one setting per line, three profile values each, read by attribute."""
+
+from __future__ import annotations
+
+import pytest
+from _helpers import reset_run
+
+import gen_utils as gu
+
+
+@pytest.fixture(autouse=True)
+def _fresh_run():
+    reset_run()
+    yield
+    reset_run()
+
+
+@pytest.mark.parametrize(("profile", "expected"), [("smoke", 40), ("cpu", 3_000), ("gpu", 12_000)])
+def test_each_profile_gets_its_column(monkeypatch, profile, expected):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", profile)
+    cfg = gu.config(steps=(40, 3_000, 12_000), lr=2e-4, betas=[0.5, 0.999])
+    assert cfg.steps == expected
+    assert cfg.lr == 2e-4  # one value: shared by every profile
+    assert cfg.betas == [0.5, 0.999]  # a list is one shared value
+    assert cfg.profile == profile
+
+
+def test_the_profile_of_setup_wins(monkeypatch, capsys):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "gpu")
+    gu.setup(seed=0, profile="smoke")
+    assert gu.config(n=(1, 2, 3)).n == 1
+
+
+def test_a_tuple_of_the_wrong_length_is_refused(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "cpu")
+    with pytest.raises(ValueError, match="'betas' is a tuple of 2 values"):
+        gu.config(betas=(0.5, 0.999))
+
+
+def test_attribute_access_only_for_known_settings_and_read_only(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "cpu")
+    cfg = gu.config(steps=(1, 2, 3), width=32)
+    with pytest.raises(AttributeError, match="no setting 'stpes'.*steps, width"):
+        cfg.stpes  # noqa: B018 - the attribute access is the test
+    with pytest.raises(AttributeError, match="read-only"):
+        cfg.steps = 5
+    assert dict(cfg) == {"steps": 2, "width": 32} and len(cfg) == 2 and "width" in cfg
+
+
+def test_repr_lists_one_setting_per_line(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "smoke")
+    text = repr(gu.config(steps=(40, 3_000, 12_000), lr=2e-4))
+    assert text.splitlines() == ["Config for the smoke profile:", "  steps = 40", "  lr    = 0.0002"]
