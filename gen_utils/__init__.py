@@ -6,6 +6,7 @@ out in the chapter that teaches it, and later chapters import it from the module
 from that chapter's notebook (``gen_utils.chapters.chNN_topic``, see ``gen_utils.export``).
 """
 
+from .checkpoint import CheckpointError
 from .config import Config, config
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
@@ -84,7 +85,8 @@ __all__ = [
     "lm_windows",
     "greedy_search", "beam_search", "Hypothesis",
     "TranslationData", "load_translation_data", "detokenize", "lowercase_bleu", "translate",
-    "train", "forever", "TrainResult", "NonFiniteLossError", "autocast", "save_checkpoint", "load_checkpoint",
+    "train", "forever", "TrainResult", "CheckpointError", "NonFiniteLossError", "autocast",
+    "save_checkpoint", "load_checkpoint",
     "image_grid", "loss_curves", "scatter_2d", "heatmap", "smooth", "COLORS",
     "explore", "live_kernel",
     "nats_to_bits", "bits_to_nats", "bits_per_dim", "perplexity", "log_mean_exp", "corpus_bleu",

@@ -120,6 +120,37 @@ def _needed_imports(imports: list[str], code: str) -> list[str]:
     return kept
 
 
+def _import_sort_key(text: str) -> tuple[int, int, str]:
+    """isort's order (ruff's ``I`` rules): future, stdlib, third party, gen_utils; ``import x``
+    before ``from x import y`` within a section; by module name, ignoring case."""
+    (stmt,) = ast.parse(text).body
+    module = stmt.module or "" if isinstance(stmt, ast.ImportFrom) else stmt.names[0].name
+    top = module.split(".")[0]
+    if isinstance(stmt, ast.ImportFrom) and stmt.level:
+        section = 4
+    elif top == "__future__":
+        section = 0
+    elif top in sys.stdlib_module_names:
+        section = 1
+    elif top == "gen_utils":
+        section = 3
+    else:
+        section = 2
+    return section, int(isinstance(stmt, ast.ImportFrom)), module.lower()
+
+
+def _format_imports(imports: list[str]) -> list[str]:
+    """Sorted import lines, a blank line between sections."""
+    lines, last = [], None
+    for text in sorted(imports, key=_import_sort_key):
+        section = _import_sort_key(text)[0]
+        if last is not None and section != last:
+            lines.append("")
+        lines.append(text)
+        last = section
+    return lines
+
+
 def _title(nb: dict, notebook: Path) -> str:
     for kind, src in _cells(nb):
         if kind == "markdown":
@@ -149,7 +180,7 @@ def generate(notebook: Path) -> str | None:
             last_section = p.section
         body_parts.append(p.source)
     body = "\n\n\n".join(body_parts)
-    imports = _needed_imports([p.source for p in pieces if p.is_import], body)
+    imports = _format_imports(_needed_imports([p.source for p in pieces if p.is_import], body))
     rel = notebook.resolve().relative_to(ROOT).as_posix() if notebook.resolve().is_relative_to(ROOT) \
         else notebook.name
     header = (
@@ -158,8 +189,8 @@ def generate(notebook: Path) -> str | None:
         "the notebook and run `make export`; tests/test_export.py fails when this file is out of date.\n"
         '"""'
     )
-    return "\n".join([header, "", *imports, "", "", body, ""]) if imports else \
-        "\n".join([header, "", "", body, ""])
+    # one blank line after the imports: the body starts with a section comment (ruff's isort)
+    return "\n".join([header, "", *imports, "", body, ""]) if imports else "\n".join([header, "", body, ""])
 
 
 def export_all(notebooks: list[Path] | None = None, out_dir: Path = CHAPTERS) -> dict[Path, str]:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import itertools
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any
 
 import torch
 
+from . import checkpoint as checkpoints
 from .runtime import headless
 
 StepOutput = torch.Tensor | dict[str, Any]
@@ -88,34 +90,47 @@ def forever(batches: Iterable) -> Iterator:
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module | None,
                     optimizer: torch.optim.Optimizer | None, result: TrainResult,
-                    extra: dict[str, Any] | None = None) -> None:
-    """Save model/optimizer state, step count and history (tensors and plain types only)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model": model.state_dict() if model is not None else None,
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "steps": result.steps,
-        "seconds": result.seconds,
-        "history": result.history,
-        "rng": torch.get_rng_state(),
-        "extra": extra or {},
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+                    extra: dict[str, Any] | None = None, *, stateful: dict[str, Any] | None = None,
+                    scheduler: Any | None = None, position: dict[str, Any] | None = None) -> None:
+    """Save what a run trains, its progress and its random states (see ``gen_utils.checkpoint``).
+
+    stateful: more objects to save by name (a GAN's players and their optimizers).
+    position: where in the data the run is (written by ``train``: epoch, batches used in it).
+    Raises FloatingPointError and writes nothing if a module's parameters are not finite.
+    """
+    objects = _objects(model, optimizer, scheduler, stateful)
+    progress = {"steps": result.steps, "seconds": result.seconds, "history": result.history,
+                "position": position or {}, "extra": extra or {}}
+    checkpoints.save(path, objects, progress)
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
-    """Restore what ``save_checkpoint`` wrote (``weights_only=True``); returns the saved progress."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if model is not None and state["model"] is not None:
-        model.load_state_dict(state["model"])
-    if optimizer is not None and state["optimizer"] is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"])
-    return TrainResult(history=state["history"], steps=state["steps"], seconds=state["seconds"])
+                    optimizer: torch.optim.Optimizer | None = None, *,
+                    stateful: dict[str, Any] | None = None, scheduler: Any | None = None) -> TrainResult:
+    """Restore what ``save_checkpoint`` wrote into the same objects; returns the saved progress.
+
+    Everything is checked first (keys, shapes, optimizer types): on a mismatch a
+    ``CheckpointError`` names the file and nothing is loaded. Restores the RNG states too.
+    """
+    objects = _objects(model, optimizer, scheduler, stateful)
+    state = checkpoints.read(path)
+    checkpoints.check_compatible(path, state, objects)
+    checkpoints.load_into(state, objects)
+    p = state["progress"]
+    return TrainResult(history=p["history"], steps=p["steps"], seconds=p["seconds"])
+
+
+def _objects(model, optimizer, scheduler, stateful) -> dict[str, Any]:
+    objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    objects = {k: v for k, v in objects.items() if v is not None}
+    for name, obj in (stateful or {}).items():
+        if name in objects:
+            raise ValueError(f"stateful name {name!r} is taken by train's own {name}; rename it")
+        if not (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict")):
+            raise TypeError(f"stateful[{name!r}] is a {type(obj).__name__}, which has no "
+                            "state_dict()/load_state_dict() to checkpoint")
+        objects[name] = obj
+    return objects
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -136,6 +151,7 @@ def train(
     log_every: int = 0,
     checkpoint: str | Path | None = None,
     checkpoint_every: int | None = None,
+    stateful: dict[str, Any] | None = None,
     on_nonfinite: str = "raise",
     device: torch.device | str | None = None,
     desc: str = "train",
@@ -143,80 +159,107 @@ def train(
     """Run ``step`` over ``batches`` until ``steps``/``epochs`` are done or ``max_seconds`` pass.
 
     step: ``step(batch)`` or ``step(batch, i)`` with ``i`` the index of this step (from 0).
-    batches: re-iterable (one pass = one epoch, e.g. ``gu.Batches``), an endless iterator, or
-      None when the step fetches its own data (it then receives ``None``).
+    batches: re-iterable (one pass = one epoch, e.g. ``gu.Batches`` or a DataLoader), an endless
+      iterator, or None when the step fetches its own data (it then receives ``None``).
     steps / epochs: stop after this many optimizer steps / passes (at least one must be given,
       or ``max_seconds``); with a sized ``batches``, ``epochs`` means epochs * len(batches)
       steps in all, also when resumed mid-epoch. ``max_seconds`` stops cleanly between steps
       (``stop_reason`` ``"time budget"``); it budgets this call only (a resumed run gets it
       afresh), and the steps done so far count.
-    clip_grad_norm: clip the global gradient norm of ``model`` (logged as ``grad_norm``).
+    clip_grad_norm: clip the global gradient norm of ``model`` (logged as ``grad_norm``). The
+      norm is checked before every optimizer step, clipped or not: a NaN gradient stops the run
+      at the step that produced it, before it reaches the weights.
     eval_fn: called with the model in eval mode and no grad every ``eval_every`` steps and at
       the end; returns a dict of scalars stored in the history under ``eval_step``.
     log_every: print a one-line summary every so many steps (0: only evaluations and the end).
-    checkpoint: a path; resumed from when it exists, saved every ``checkpoint_every`` steps and
-      at the end.
+    checkpoint: a path; resumed from when it exists, saved every ``checkpoint_every`` steps
+      (default: ten times a run, or every 500 steps when the length is unknown), at the end, and
+      when the run is interrupted (Ctrl-C / "interrupt kernel" finishes the current step, saves,
+      then raises KeyboardInterrupt). Resuming reproduces the uninterrupted run exactly on the
+      CPU: the epoch and the position in it, the batch generator's and every RNG state are saved,
+      and the batches already used are skipped. A one-shot iterator (e.g. ``windows(seed)``) must
+      be created afresh for the resumed call: it is fast-forwarded past what was used.
+    stateful: what else to checkpoint, by name: a GAN step that updates its own players passes
+      ``{"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}``. With ``checkpoint`` and nothing to
+      save (no model, optimizer or stateful) train raises instead of "resuming" fresh weights.
+      No checkpoint is ever written with NaN weights, nor after a non-finite stop.
     on_nonfinite: "raise" (NonFiniteLossError naming the step) or "stop" (end the run, keep
       the history, ``stop_reason`` names the step).
     """
-    _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model)
+    _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model,
+                     checkpoint, optimizer, stateful)
     if device is None:
         device = next(model.parameters()).device if model is not None else torch.device("cpu")
     call = _step_caller(step)
-
-    result = TrainResult()
-    if checkpoint is not None and Path(checkpoint).exists():
-        result = load_checkpoint(checkpoint, model, optimizer)
-        print(f"{desc}: resumed from checkpoint at step {result.steps}")
+    objects = _objects(model, optimizer, scheduler, stateful)
+    sized = hasattr(batches, "__len__")
+    if sized and len(batches) == 0:
+        raise ValueError("train() got batches that yield nothing (an empty dataset, or a batch size "
+                         "larger than the data with drop_last)")
     # With a sized ``batches``, ``epochs`` is also a step count: a run resumed mid-epoch then
     # stops at epochs * len(batches) steps instead of running whole fresh passes on top.
-    sized = hasattr(batches, "__len__")
     epoch_steps = epochs * len(batches) if epochs is not None and sized else None
     total = steps if steps is not None else epoch_steps
+    every = checkpoint_every or (max(1, total // 10) if total else 500)
+
+    result, stream = TrainResult(), _Stream(batches, epochs)
+    if checkpoint is not None and Path(checkpoint).exists():
+        result = _resume(checkpoint, objects, stream, total, desc)
     reporter = _Reporter(desc, total, result, model, device, eval_fn)
+
+    def save() -> None:
+        checkpoints.save(checkpoint, objects, {
+            "steps": result.steps, "seconds": result.seconds, "history": result.history,
+            "position": stream.position_state(), "extra": {}})
 
     # max_seconds budgets this call; result.seconds keeps counting across resumes
     start, resumed_seconds = time.perf_counter(), result.seconds
-    first_epoch = result.steps // len(batches) if sized and len(batches) else 0
-    stream = _batch_stream(batches, epochs, first_epoch)
     if model is not None:
         model.train()
-    try:
-        while steps is None or result.steps < steps:
-            if epoch_steps is not None and result.steps >= epoch_steps:
-                break
-            if max_seconds is not None and time.perf_counter() - start >= max_seconds:
-                result.stop_reason = "time budget"
-                break
-            batch = next(stream, _END)
-            if batch is _END:
-                break
-            logged = _update(call, batch, result.steps, optimizer, model, device, clip_grad_norm,
-                             scheduler, desc, on_nonfinite)
-            if isinstance(logged, str):  # a non-finite value with on_nonfinite="stop"
-                result.stop_reason = logged
-                print(logged + " — stopped")
-                break
-            result.steps += 1
-            result.seconds = resumed_seconds + time.perf_counter() - start
-            result.log(step=result.steps, **logged)
-            reporter.after_step(logged, eval_every, log_every)
-            if checkpoint is not None and checkpoint_every and result.steps % checkpoint_every == 0:
-                save_checkpoint(checkpoint, model, optimizer, result)
-    finally:
-        reporter.close()
+    with _DeferredInterrupt() as interrupt:
+        try:
+            while steps is None or result.steps < steps:
+                if epoch_steps is not None and result.steps >= epoch_steps:
+                    break
+                if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+                    result.stop_reason = "time budget"
+                    break
+                batch = stream.next()
+                if batch is _END:
+                    break
+                logged = _update(call, batch, result.steps, optimizer, model, device, clip_grad_norm,
+                                 scheduler, desc, on_nonfinite)
+                if isinstance(logged, str):  # a non-finite value with on_nonfinite="stop"
+                    result.stop_reason = logged
+                    print(logged + " — stopped (no checkpoint written)")
+                    break
+                result.steps += 1
+                result.seconds = resumed_seconds + time.perf_counter() - start
+                result.log(step=result.steps, **logged)
+                reporter.after_step(logged, eval_every, log_every)
+                if checkpoint is not None and (result.steps % every == 0 or interrupt.requested):
+                    _save_or_stop(save, result, desc, on_nonfinite)
+                if interrupt.requested:
+                    raise KeyboardInterrupt(f"{desc}: interrupted after step {result.steps}"
+                                            + (f"; saved to {checkpoint}" if checkpoint else ""))
+        finally:
+            reporter.close()
     result.seconds = resumed_seconds + time.perf_counter() - start
     reporter.at_end()
     if result.stop_reason == "time budget":
         print(f"{desc}: time budget of {max_seconds:.0f}s reached after {result.steps} steps")
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, model, optimizer, result)
+    if checkpoint is not None and not result.stop_reason.startswith(desc + ": non-finite"):
+        _save_or_stop(save, result, desc, on_nonfinite)
     return result
 
 
-def _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model) -> None:
+def _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model,
+                     checkpoint, optimizer, stateful) -> None:
     if steps is None and epochs is None and max_seconds is None:
         raise ValueError("train() needs steps, epochs or max_seconds")
+    for name, value in (("steps", steps), ("epochs", epochs), ("max_seconds", max_seconds)):
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
     if batches is None and epochs is not None:
         raise ValueError("train(epochs=...) needs batches to count passes over; "
                          "with batches=None give steps or max_seconds")
@@ -224,6 +267,62 @@ def _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_gra
         raise ValueError(f"on_nonfinite must be 'raise' or 'stop', got {on_nonfinite!r}")
     if clip_grad_norm is not None and model is None:
         raise ValueError("clip_grad_norm needs the model")
+    if checkpoint is not None and model is None and optimizer is None and not stateful:
+        raise ValueError("checkpoint= needs something to save: pass model= (and optimizer=), or, "
+                         "for a step that updates its own networks, stateful={'G': G, 'D': D, ...}")
+
+
+def _resume(path, objects, stream, total, desc) -> TrainResult:
+    """Check and load the checkpoint, fast-forward the batches, restore the RNG states."""
+    state = checkpoints.read(path)
+    checkpoints.check_compatible(path, state, objects)
+    for name, obj in objects.items():
+        obj.load_state_dict(state["objects"][name])
+    progress = state["progress"]
+    stream.resume(progress["position"])   # replays the epoch's shuffle from its saved RNG states
+    checkpoints.set_rng_states(state["rng"])  # then the states at the moment of saving
+    result = TrainResult(history=progress["history"], steps=progress["steps"],
+                         seconds=progress["seconds"])
+    print(f"{desc}: resumed from checkpoint at step {result.steps}")
+    if total is not None and result.steps >= total:
+        print(f"{desc}: the checkpoint {path} is already at step {result.steps} of {total}: nothing "
+              "left to train (delete it to train afresh)")
+    return result
+
+
+def _save_or_stop(save, result, desc, on_nonfinite) -> None:
+    """Save; a non-finite parameter raises NonFiniteLossError (or ends the run) and keeps the old file."""
+    try:
+        save()
+    except FloatingPointError as e:
+        msg = f"{desc}: non-finite weights after step {result.steps}: {e}"
+        if on_nonfinite == "raise":
+            raise NonFiniteLossError(msg) from None
+        result.stop_reason = msg
+        print(msg)
+
+
+class _DeferredInterrupt:
+    """Ctrl-C (SIGINT, Jupyter's "interrupt") is noted and acted on between steps, so a step is
+    never cut in half and a checkpoint can be written; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # the second time: do not wait for the step
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _step_caller(step: Callable[..., StepOutput]) -> Callable[[Any, int], StepOutput]:
@@ -240,27 +339,89 @@ def _step_caller(step: Callable[..., StepOutput]) -> Callable[[Any, int], StepOu
 _END = object()
 
 
-def _batch_stream(batches: Iterable | None, epochs: int | None, epoch: int) -> Iterator:
-    """Batches across passes: a new pass when one ends, until ``epochs`` passes are done."""
-    if batches is None:
-        yield from itertools.repeat(None)
-        return
-    while True:
-        got_any = False
-        for batch in batches:
-            got_any = True
-            yield batch
-        epoch += 1
-        if not got_any or (epochs is not None and epoch >= epochs):
-            return  # an exhausted one-shot iterator, or all epochs done
+class _Stream:
+    """Batches across passes, counting the pass (epoch) and the batches used in it.
+
+    For a re-iterable (``gu.Batches``, a DataLoader) it also keeps the random states at the start
+    of the pass, the global torch one and the batch generator's own, so that a resumed run can
+    replay the pass's shuffle and skip the batches it already used. A one-shot iterator has one
+    pass; resuming skips the batches it already gave.
+    """
+
+    def __init__(self, batches: Iterable | None, epochs: int | None) -> None:
+        self.batches, self.epochs = batches, epochs
+        self.one_shot = isinstance(batches, Iterator)
+        self.epoch, self.used, self.epoch_rng = 0, 0, None
+        self.it: Iterator | None = None
+        self.yielded = False
+
+    def next(self) -> Any:
+        if self.batches is None:
+            return None
+        while True:
+            if self.it is None:
+                if self.epochs is not None and self.epoch >= self.epochs:
+                    return _END
+                self._start_pass()
+            batch = next(self.it, _END)
+            if batch is not _END:
+                self.used += 1
+                self.yielded = True
+                return batch
+            if self.used == 0 and not self.yielded:
+                raise ValueError("train() got batches that yield nothing (an empty dataset, a batch "
+                                 "size larger than the data with drop_last, or a used-up iterator)")
+            if self.one_shot or self.used == 0:
+                return _END  # an exhausted iterator
+            self.it, self.epoch = None, self.epoch + 1
+
+    def _start_pass(self) -> None:
+        self.used = 0
+        if self.one_shot:
+            self.it = self.batches
+            return
+        self.epoch_rng = {"torch": torch.get_rng_state(), "generator": self._generator_state()}
+        self.it = iter(self.batches)
+
+    def _generator_state(self) -> torch.Tensor | None:
+        generator = getattr(self.batches, "generator", None)  # gu.Batches' or a DataLoader's own
+        return generator.get_state() if isinstance(generator, torch.Generator) else None
+
+    def position_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "used": self.used, "epoch_rng": self.epoch_rng,
+                "generator": self._generator_state()}
+
+    def resume(self, position: dict[str, Any]) -> None:
+        """Continue after ``position["used"]`` batches of pass ``position["epoch"]``."""
+        if self.batches is None or not position:
+            return
+        self.epoch, used = position["epoch"], position["used"]
+        if used:  # even a used-up pass is replayed: ending it may draw (a DataLoader's sampler does)
+            self._replay(position["epoch_rng"], used)
+        if position.get("generator") is not None:  # the batch generator as it was at the save
+            self.batches.generator.set_state(position["generator"])
+
+    def _replay(self, epoch_rng: dict[str, Any] | None, used: int) -> None:
+        """Re-create the pass from its starting random states and skip ``used`` batches."""
+        if self.one_shot:
+            self.it = self.batches
+        else:
+            torch.set_rng_state(epoch_rng["torch"])
+            if epoch_rng["generator"] is not None:
+                self.batches.generator.set_state(epoch_rng["generator"])
+            self.it = iter(self.batches)
+        for _ in range(used):
+            if next(self.it, _END) is _END:
+                break
+        self.used, self.yielded = used, True
 
 
 def _update(call, batch, i, optimizer, model, device, clip_grad_norm, scheduler, desc,
             on_nonfinite) -> dict[str, float] | str:
     """One step: forward (and, with an optimizer, backward and update); returns what to log.
 
-    A non-finite logged value raises NonFiniteLossError naming the step, or, with
-    ``on_nonfinite="stop"``, is returned as the message (a str) before any update is made.
+    A non-finite logged value or gradient norm raises NonFiniteLossError naming the step, or,
+    with ``on_nonfinite="stop"``, is returned as the message (a str), before any update is made.
     """
     if optimizer is None:
         loss, logged = _scalars(call(batch, i))
@@ -272,20 +433,35 @@ def _update(call, batch, i, optimizer, model, device, clip_grad_norm, scheduler,
             raise TypeError("with an optimizer, step() must return the loss tensor "
                             "(or a dict with a 'loss' tensor)")
     bad = [k for k, v in logged.items() if not math.isfinite(v)]
+    if not bad and optimizer is not None:
+        loss.backward()
+        norm = _grad_norm(optimizer, model, clip_grad_norm)
+        if clip_grad_norm is not None:
+            logged["grad_norm"] = norm
+        bad = [] if math.isfinite(norm) else ["gradient norm"]
+        logged_bad = norm
+    else:
+        logged_bad = logged[bad[0]] if bad else None
     if bad:
-        msg = f"{desc}: non-finite {', '.join(bad)} ({logged[bad[0]]}) at step {i + 1}"
+        msg = f"{desc}: non-finite {', '.join(bad)} ({logged_bad}) at step {i + 1}"
         if on_nonfinite == "raise":
             raise NonFiniteLossError(msg)
         return msg
     if optimizer is not None:
-        loss.backward()
-        if clip_grad_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            logged["grad_norm"] = float(norm)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
     return logged
+
+
+def _grad_norm(optimizer, model, clip_grad_norm) -> float:
+    """The global gradient norm (clipping it to ``clip_grad_norm`` when given)."""
+    if clip_grad_norm is not None:
+        return float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm))
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
 
 
 def _scalars(out: StepOutput) -> tuple[torch.Tensor | None, dict[str, float]]:

@@ -1,4 +1,5 @@
-"""gen_utils.attention: written-out attention, causal masks, multi-head attention and the KV cache."""
+"""Chapter 09's attention (gen_utils.chapters.ch09_transformer_gpt): written-out attention, causal
+masks, multi-head attention and the KV cache, which chapter 10 imports."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import gen_utils as gu
-from gen_utils.attention import KVCache, MultiHeadAttention, causal_mask, dot_product_attention
+from gen_utils.chapters.ch09_transformer_gpt import (
+    KVCache,
+    MultiHeadAttention,
+    causal_mask,
+    dot_product_attention,
+)
 
 
 def test_causal_mask_square_and_with_cache():
@@ -60,6 +65,26 @@ def test_multi_head_attention_matches_written_out_heads():
     heads, _ = dot_product_attention(q, k, v, causal_mask(5))
     ref = mha.out(heads.transpose(1, 2).reshape(2, 5, 12))
     assert torch.allclose(mha(x, causal=True), ref, atol=1e-12)
+    assert torch.equal(mha.split_heads(mha.q(x)), q)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_return_attention_equals_the_fused_path(causal):
+    torch.manual_seed(4)
+    mha = MultiHeadAttention(16, 4).double().eval()
+    x, ctx = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 7, 16, dtype=torch.float64)
+    keep = torch.tensor([[1] * 7, [1, 1, 1, 1, 0, 0, 0]], dtype=torch.bool)[:, None, None, :]
+    for kwargs in (dict(causal=causal), dict(context=ctx, mask=keep)):
+        fused = mha(x, **kwargs)
+        out, weights = mha(x, **kwargs, return_attention=True)
+        assert torch.allclose(out, fused, atol=1e-12)
+        tk = 7 if "context" in kwargs else 5
+        assert weights.shape == (2, 4, 5, tk)                  # (B, H, Tq, Tk)
+        assert torch.allclose(weights.sum(-1), torch.ones(2, 4, 5, dtype=torch.float64))
+    assert (weights[1, ..., 4:] == 0).all()                    # padded keys get no weight
+    if causal:
+        _, w = mha(x, causal=True, return_attention=True)
+        assert (w[..., causal_mask(5).logical_not()] == 0).all()
 
 
 def test_cached_steps_equal_the_uncached_pass():
@@ -91,5 +116,6 @@ def test_cross_attention_with_padding_mask():
         mha(x, context=ctx, cache=KVCache())
 
 
-def test_exported_from_the_package():
-    assert gu.causal_mask is causal_mask and gu.MultiHeadAttention is MultiHeadAttention
+def test_heads_must_divide_the_width():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(10, 3)

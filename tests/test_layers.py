@@ -20,8 +20,11 @@ def package_imports(path: Path) -> set[str]:
     """The gen_utils modules ``path`` imports anywhere in it (``"."`` for the package face)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            found |= {node.module} if node.module else {"."}
+        if isinstance(node, ast.ImportFrom) and node.level and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level:  # from . import x: a submodule or the face
+            found |= {a.name if (PACKAGE / f"{a.name}.py").exists() or (PACKAGE / a.name).is_dir()
+                      else "." for a in node.names}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gen_utils"):
             found.add(node.module.removeprefix("gen_utils").lstrip(".") or ".")
         elif isinstance(node, ast.Import):

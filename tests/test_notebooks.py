@@ -57,7 +57,10 @@ def test_skeleton(path):
         "the first code cell must be the generated Colab bootstrap cell: run `make bootstrap`"
     )
     sources = ["".join(c["source"]) for c in cells]
-    assert any("gu.pick(" in s for s in sources), "no configuration cell (gu.pick)"
+    config = [s for s in sources if "gu.config(" in s]
+    assert config, "no configuration cell (cfg = gu.config(...))"
+    assert not any("gu.pick(" in s for s in sources), "settings go in gu.config, one per line"
+    assert not any(re.search(r"\bcfg\[", s) for s in sources), "read settings as cfg.name, not cfg['name']"
     assert any("# NBVAL_CHECK_OUTPUT" in s for s in sources), "no numeric check cell"
     assert any("gu.finish(" in s for s in sources), "results are not recorded with gu.finish"
     text = json.dumps(nb)

@@ -304,11 +304,13 @@ def test_checkpoint_file_is_weights_only_loadable(tmp_path):
     gu.train(mse_step(model), itertools.repeat((X, y)), optimizer=opt, model=model, steps=5,
              checkpoint=ckpt, eval_fn=lambda: {"v": 1.0}, eval_every=2)
     state = torch.load(ckpt, weights_only=True)
-    assert state["steps"] == 5
-    assert state["history"]["step"] == [1, 2, 3, 4, 5]
-    assert state["history"]["eval_step"] == [2, 4, 5]
-    assert all(torch.equal(state["model"][k], v) for k, v in model.state_dict().items())
-    assert state["optimizer"]["state"]  # Adam moments were saved
+    progress = state["progress"]
+    assert progress["steps"] == 5
+    assert progress["history"]["step"] == [1, 2, 3, 4, 5]
+    assert progress["history"]["eval_step"] == [2, 4, 5]
+    assert all(torch.equal(state["objects"]["model"][k], v) for k, v in model.state_dict().items())
+    assert state["objects"]["optimizer"]["state"]  # Adam moments were saved
+    assert state["types"] == {"model": "Linear", "optimizer": "Adam"}
     assert not list(ckpt.parent.glob("*.tmp"))
 
 
@@ -336,7 +338,7 @@ def test_resume_continues_the_step_count_and_restores_weights(tmp_path, capsys):
     assert same(first[0], saved)  # training went on from the saved weights
     assert res.steps == 8 and res.history["step"] == list(range(1, 9))
     assert "resumed from checkpoint at step 5" in capsys.readouterr().out
-    assert torch.load(ckpt, weights_only=True)["steps"] == 8
+    assert torch.load(ckpt, weights_only=True)["progress"]["steps"] == 8
 
     # Same result as 8 uninterrupted steps (the momentum buffers were restored too).
     model3 = linear(seed=0)
@@ -348,19 +350,21 @@ def test_resume_continues_the_step_count_and_restores_weights(tmp_path, capsys):
     assert res.history["loss"] == pytest.approx(straight.history["loss"], rel=1e-5)
 
 
-def test_resume_of_a_finished_run_trains_no_more(tmp_path, capsys):
-    ckpt = tmp_path / "ckpt.pt"
-    gu.train(lambda b: {"loss": 1.0}, itertools.count(), steps=3, checkpoint=ckpt)
+def test_resume_of_a_finished_run_trains_no_more_and_says_so(tmp_path, capsys):
+    ckpt, model = tmp_path / "ckpt.pt", linear()
+    gu.train(lambda b: {"loss": 1.0}, itertools.count(), steps=3, checkpoint=ckpt, model=model)
     res = gu.train(lambda b: pytest.fail("no step expected"), itertools.count(), steps=3,
-                   checkpoint=ckpt)
+                   checkpoint=ckpt, model=model)
     assert res.steps == 3
+    assert "already at step 3 of 3: nothing left to train" in capsys.readouterr().out
 
 
 def test_resume_mid_epoch_stops_after_the_requested_epochs(tmp_path, capsys):
     ckpt = tmp_path / "ckpt.pt"
     batches = gu.Batches(torch.arange(8.0), batch_size=2)  # 4 steps per epoch
-    gu.train(lambda b: {"loss": 1.0}, batches, steps=6, checkpoint=ckpt)  # 1.5 epochs
-    res = gu.train(lambda b: {"loss": 1.0}, batches, epochs=2, checkpoint=ckpt)
+    model = linear()
+    gu.train(lambda b: {"loss": 1.0}, batches, steps=6, checkpoint=ckpt, model=model)  # 1.5 epochs
+    res = gu.train(lambda b: {"loss": 1.0}, batches, epochs=2, checkpoint=ckpt, model=model)
     assert res.steps == 8
     assert res.history["step"] == list(range(1, 9))
 
@@ -371,12 +375,12 @@ def test_checkpoint_every(tmp_path):
 
     def step(batch):
         if ckpt.exists():
-            saved_steps.append(torch.load(ckpt, weights_only=True)["steps"])
+            saved_steps.append(torch.load(ckpt, weights_only=True)["progress"]["steps"])
         return {"loss": 1.0}
 
-    gu.train(step, itertools.count(), steps=6, checkpoint=ckpt, checkpoint_every=2)
+    gu.train(step, itertools.count(), steps=6, checkpoint=ckpt, checkpoint_every=2, model=linear())
     assert saved_steps == [2, 2, 4, 4]
-    assert torch.load(ckpt, weights_only=True)["steps"] == 6
+    assert torch.load(ckpt, weights_only=True)["progress"]["steps"] == 6
 
 
 def test_save_and_load_checkpoint_directly(tmp_path):
@@ -392,7 +396,7 @@ def test_save_and_load_checkpoint_directly(tmp_path):
     assert same(params(other), params(model))
     assert (loaded.steps, loaded.seconds) == (11, 2.5)
     assert loaded.history == {"step": [11], "loss": [0.25]}
-    assert torch.load(tmp_path / "a.pt", weights_only=True)["extra"] == {"note": "hi"}
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["progress"]["extra"] == {"note": "hi"}
 
 
 class Opaque:
@@ -401,8 +405,9 @@ class Opaque:
 
 def test_load_checkpoint_refuses_arbitrary_objects(tmp_path):
     gu.save_checkpoint(tmp_path / "b.pt", None, None, gu.TrainResult(), extra={"o": Opaque()})
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(gu.CheckpointError, match="b.pt is not a readable checkpoint.*Delete") as e:
         gu.load_checkpoint(tmp_path / "b.pt")
+    assert isinstance(e.value.__cause__, pickle.UnpicklingError)
 
 
 # --- autocast -------------------------------------------------------------------------------
@@ -434,9 +439,9 @@ def test_the_step_index_continues_after_a_resume(tmp_path):
         seen.append(i)
         return {"loss": 0.0}
 
-    ckpt = tmp_path / "run.pt"
-    gu.train(step, itertools.count(), steps=3, checkpoint=ckpt)
-    gu.train(step, itertools.count(), steps=5, checkpoint=ckpt)
+    ckpt, model = tmp_path / "run.pt", linear()
+    gu.train(step, itertools.count(), steps=3, checkpoint=ckpt, model=model)
+    gu.train(step, itertools.count(), steps=5, checkpoint=ckpt, model=model)
     assert seen == [0, 1, 2, 3, 4]
 
 
