@@ -155,10 +155,24 @@ def _download(urls: tuple[str, ...], dest: Path) -> str | None:
     All mirrors together get ``CONNECT_BUDGET_S`` to answer, so an offline machine fails fast.
     """
     error = "no URL"
+    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         return f"cannot create {dest.parent}: {e}"
+    error = _try_urls(urls, dest)
+    if error is not None:
+        for d in created:  # deepest first: a failed download leaves no empty folders behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
+    return error
+
+
+def _try_urls(urls: tuple[str, ...], dest: Path) -> str | None:
+    """Download ``dest`` from the first URL that answers; None on success, else the last error."""
+    error = "no URL"
     start = time.monotonic()
     for url in urls:
         tmp = dest.with_name(dest.name + ".part")

@@ -64,6 +64,10 @@ def _check_log_probs(log_probs: torch.Tensor, k: int) -> None:
             f"the step function must return log-probs of shape (K, V) = ({k}, V); "
             f"got {tuple(log_probs.shape)}"
         )
+    if torch.isnan(log_probs).any():  # argmax and top-k would pick NaN silently
+        rows = torch.isnan(log_probs).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"the step function returned NaN log-probs (rows {rows[:5]}): the model's "
+                         "output is not finite")
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ the test set) gives the scale.
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 
 import torch
@@ -56,8 +57,20 @@ def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, c
     return max(float(value), 0.0)
 
 
+def warn_if_few(features: torch.Tensor) -> None:
+    """Warn when there are fewer samples than feature dimensions: the covariance is then singular
+    and FID is biased upwards (it keeps falling as N grows), so it cannot be compared."""
+    n, d = features.shape
+    if n < d:
+        warnings.warn(f"FID from {n} samples of {d}-dimensional features: the covariance estimate is "
+                      f"singular and the FID is biased upwards; use N >= {d} (the book uses 10,000)",
+                      stacklevel=3)
+
+
 def fid_from_features(feats1: torch.Tensor, feats2: torch.Tensor) -> float:
     """FID between two feature sets (N1, D) and (N2, D)."""
+    warn_if_few(feats1)
+    warn_if_few(feats2)
     return frechet_distance(*gaussian_stats(feats1), *gaussian_stats(feats2))
 
 
@@ -76,6 +89,7 @@ def mnist_fid(images: torch.Tensor, batch_size: int = 1000) -> float:
     Features are computed in batches on the images' device, without gradients.
     """
     feats, _ = classifier_outputs(images, batch_size=batch_size)
+    warn_if_few(feats)
     return frechet_distance(*gaussian_stats(feats), *_test_stats())
 
 

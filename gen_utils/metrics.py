@@ -57,6 +57,16 @@ def corpus_bleu(
     """
     import sacrebleu
 
+    for name, corpus in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(corpus, str):
+            raise TypeError(f"{name} is one string: pass a list with one string per sentence "
+                            "(a bare string would be scored character by character)")
+        if len(corpus) == 0:
+            raise ValueError(f"no {name}: BLEU needs at least one sentence")
+        bad = next((type(s).__name__ for s in corpus if not isinstance(s, str)), None)
+        if bad:
+            raise TypeError(f"{name} must be strings, one per sentence; got a {bad} "
+                            "(for token lists, join them with spaces, or use gu.lowercase_bleu)")
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     metric = sacrebleu.metrics.BLEU(tokenize=tokenize, lowercase=lowercase)

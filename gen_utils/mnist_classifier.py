@@ -97,6 +97,29 @@ def load_mnist_classifier(device: torch.device | str | None = None) -> MnistCNN:
 
 
 @torch.no_grad()
+def check_pixel_range(images: torch.Tensor) -> None:
+    """Refuse what the classifier would score wrongly without a word.
+
+    Accepted: uint8 (0..255), bool, or float in [0, 1]. Raises ValueError for no images, NaN or
+    infinite pixels, and float pixels outside [0, 1] (naming the range seen and the fix); TypeError
+    for other integer types (int64 0..255 would be read as 0..255 times too bright).
+    """
+    if len(images) == 0:
+        raise ValueError("no images to score (N = 0)")
+    if images.dtype in (torch.uint8, torch.bool):
+        return
+    if not images.is_floating_point():
+        raise TypeError(f"images of dtype {images.dtype}: pass uint8 in 0..255 (x.to(torch.uint8)) or "
+                        "float in [0, 1] (x.float() / 255)")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{int((~torch.isfinite(images)).sum())} pixels are NaN or infinite")
+    lo, hi = images.min().item(), images.max().item()
+    if lo < 0.0 or hi > 1.0:
+        hint = "(x + 1) / 2, or gu.from_pm1(x)" if lo >= -1.0 and hi <= 1.0 else "x / 255, or uint8"
+        raise ValueError(f"float images must lie in [0, 1]; these span [{lo:.3g}, {hi:.3g}]. "
+                         f"Rescale first: {hint}")
+
+
 def classifier_outputs(images: torch.Tensor, batch_size: int = 1000,
                        device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, 128) and logits (N, 10) of images (N, 1, 28, 28) or (N, 28, 28).
@@ -108,6 +131,7 @@ def classifier_outputs(images: torch.Tensor, batch_size: int = 1000,
         images = images.unsqueeze(1)
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise ValueError(f"expected MNIST images (N, 1, 28, 28) or (N, 28, 28), got {tuple(images.shape)}")
+    check_pixel_range(images)
     device = torch.device(device) if device is not None else images.device
     net = load_mnist_classifier(device)
     feats, logits = [], []

@@ -6,6 +6,7 @@ for model samples, ``COLORS["train"]`` / ``COLORS["val"]`` for the two curves of
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -55,17 +56,21 @@ def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, title: str | None = None,
                scale: float = 0.8, ax: Axes | None = None,
-               row_labels: Sequence[str] | None = None) -> Figure:
+               row_labels: Sequence[str] | None = None,
+               value_range: tuple[float, float] = (0.0, 1.0)) -> Figure:
     """Show a batch of images as one grid, row by row.
 
-    images: (N, C, H, W) with C in {1, 3}, or (N, H, W); float values in [0, 1] (uint8 is
-    divided by 255). Raises ValueError for any other shape, naming the shape it got.
+    images: (N, C, H, W) with C in {1, 3}, or (N, H, W); float values in ``value_range``
+    (default [0, 1]; pass (-1, 1) for a tanh generator's output), uint8 or bool. Raises
+    ValueError for any other shape, naming the shape it got and, for (N, H, W, C), the permute
+    that fixes it; TypeError for integer types other than uint8. Values outside the range
+    (or NaN) are drawn clipped, with a warning giving the range seen.
     nrow: images per row (the grid has ceil(N / nrow) rows).
     ax: draw into this Axes (e.g. one panel of a larger figure) instead of a new figure.
     row_labels: one label per row, written on the left (e.g. the digit each row asks for).
     Returns the Figure that holds the grid.
     """
-    x = _images_nchw(images)
+    x = _images_nchw(images, value_range)
     n, c, h, w = x.shape
     ncol = min(nrow, n)
     nrows = -(-n // ncol)
@@ -99,18 +104,48 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, title: str | No
     return ax.figure
 
 
-def _images_nchw(images: torch.Tensor | np.ndarray) -> np.ndarray:
+def _images_nchw(images: torch.Tensor | np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
     """(N, C, H, W) float numpy array in [0, 1] from what ``image_grid`` accepts."""
     shape = tuple(images.shape)
+    if isinstance(images, torch.Tensor) and images.dtype == torch.bool:
+        images = images.float()
     if images.dtype in (torch.uint8, np.uint8):
         images = images.float() / 255 if isinstance(images, torch.Tensor) else images / 255.0
+        value_range = (0.0, 1.0)
+    elif isinstance(images, torch.Tensor) and not images.is_floating_point() or \
+            isinstance(images, np.ndarray) and images.dtype.kind in "iub":
+        raise TypeError(f"image_grid takes float images in {list(value_range)} or uint8 in 0..255, "
+                        f"got {images.dtype}: convert with x.to(torch.uint8) or x.float() / 255")
     x = _numpy(images)
+    if x.ndim == 3 and x.shape[0] == 3 and x.shape[1] > 3:
+        warnings.warn(f"image_grid drew {shape} as 3 grey images; for one colour image (C, H, W) pass "
+                      "images[None]", stacklevel=3)
     if x.ndim == 3:
         x = x[:, None]
+    if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        raise ValueError(f"image_grid expects (N, C, H, W); {shape} looks like (N, H, W, C): pass "
+                         "images.permute(0, 3, 1, 2)")
     if x.ndim != 4 or x.shape[1] not in (1, 3) or x.shape[0] == 0:
         raise ValueError(
             f"image_grid expects (N, C, H, W) with C in {{1, 3}} or (N, H, W), N > 0; got {shape}"
         )
+    lo, hi = value_range
+    return _clip_with_warning((x - lo) / (hi - lo), value_range)
+
+
+def _clip_with_warning(x: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """x rescaled to [0, 1]; warn (naming the range seen) if anything lies outside or is NaN."""
+    finite = np.isfinite(x)
+    inside = finite.all() and x.min() >= -1e-6 and x.max() <= 1 + 1e-6
+    if not inside:
+        lo, hi = value_range
+        seen = x[finite] * (hi - lo) + lo
+        span = f"[{seen.min():.3g}, {seen.max():.3g}]" if seen.size else "nothing finite"
+        nan = f" with {int((~finite).sum())} NaN/inf" if not finite.all() else ""
+        warnings.warn(f"image_grid: values span {span}{nan}, outside value_range={tuple(value_range)}: "
+                      "drawn clipped. For a tanh output pass value_range=(-1, 1); for 0..255 use uint8",
+                      stacklevel=4)
+        x = np.nan_to_num(x, nan=0.0)
     return x
 
 
@@ -126,7 +161,14 @@ def smooth(values: Sequence[float] | np.ndarray | torch.Tensor, window: int = 20
         raise ValueError(f"smooth expects a 1-D sequence, got shape {y.shape}")
     if window <= 1 or len(y) < window:
         return y
-    return np.convolve(y, np.ones(window) / window, mode="valid")
+    finite = np.isfinite(y)
+    if finite.all():
+        return np.convolve(y, np.ones(window) / window, mode="valid")
+    # NaN/inf steps are left out of their windows instead of turning every window they touch NaN
+    sums = np.convolve(np.where(finite, y, 0.0), np.ones(window), mode="valid")
+    counts = np.convolve(finite.astype(float), np.ones(window), mode="valid")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def loss_curves(history: Mapping[str, Sequence[float]], keys: Sequence[str] = ("loss",),

@@ -12,6 +12,7 @@ import os
 import platform
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,12 +108,24 @@ def setup(seed: int = 0, *, profile: str | None = None, threads: int | None = No
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     _RUN = Run(profile=prof, device=device, seed=seed, threads=n_threads)
+    if prof == "gpu" and device.type != "cuda":
+        _warn_once("the gpu profile was asked for, but there is no CUDA GPU: its full-size settings "
+                   "will run on the CPU and take far longer (GEN_UTILS_PROFILE=cpu is sized for a CPU)")
     print(
         f"gen_utils {__version__} | profile {prof} | device {device_name(device)} | "
         f"torch {torch.__version__} | python {platform.python_version()} | "
         f"threads {n_threads} | seed {seed}"
     )
     return _RUN
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, stacklevel=3)
 
 
 def run() -> Run:
@@ -135,6 +148,10 @@ def pick(**configs: Any) -> Any:
             f"pick() needs exactly the profiles {', '.join(PROFILES)}; "
             f"missing: {missing or 'none'}, unknown: {extra or 'none'}."
         )
+    keys = {p: sorted(c) for p, c in configs.items() if isinstance(c, dict)}
+    if len(keys) == len(PROFILES) and len({tuple(k) for k in keys.values()}) > 1:
+        raise ValueError(f"pick() profiles set different keys: {keys}; every profile needs the same "
+                         "settings (gu.config writes each setting once, with three values)")
     return configs[current_profile()]
 
 
@@ -144,8 +161,11 @@ def current_profile() -> str:
 
 
 def headless() -> bool:
-    """True when the notebook runs in batch (``make execute``, nbval): no widgets, no live bars."""
-    return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+    """True when the notebook runs in batch (``make execute``, nbval): no widgets, no live bars.
+
+    ``GEN_UTILS_HEADLESS`` set to anything but empty, 0, false, no or off means headless.
+    """
+    return os.environ.get(HEADLESS_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _rounded(value: Any) -> Any:

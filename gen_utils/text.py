@@ -15,6 +15,13 @@ SPECIALS = (PAD, BOS, EOS, UNK)
 _WORD_RE = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]", re.UNICODE)
 
 
+def check_ids(ids: Sequence[int], size: int) -> None:
+    """Raise ValueError naming the first id outside 0 … size - 1 (Python would wrap a negative one)."""
+    bad = next((i for i in ids if not 0 <= i < size), None)
+    if bad is not None:
+        raise ValueError(f"id {bad} is not in the vocabulary of {size} (valid ids: 0 … {size - 1})")
+
+
 class CharTokenizer:
     """Characters ↔ integer ids, the vocabulary taken from the training text (sorted)."""
 
@@ -37,9 +44,10 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: torch.Tensor | Sequence[int]) -> str:
-        """(T,) ids → str."""
+        """(T,) ids → str. Raises ValueError for an id outside 0 … len(self) - 1."""
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
+        check_ids(ids, len(self.chars))
         return "".join(self.chars[i] for i in ids)
 
 
@@ -81,6 +89,7 @@ class WordVocab:
         """Ids → tokens; with ``strip`` stop at ``<eos>`` and drop ``<pad>``/``<bos>``."""
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
+        check_ids(ids, len(self.itos))
         out = []
         for i in ids:
             if strip and i == self.eos_id:

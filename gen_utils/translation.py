@@ -74,6 +74,10 @@ def detokenize(tokens: list[str]) -> str:
 def lowercase_bleu(hypotheses: list[list[str]], references: list[list[str]]) -> float:
     """Corpus BLEU (0..100) over word tokens, lower-cased, no further tokenisation (sacrebleu with
     ``tokenize="none"``): the convention of the tutorials the book's anchors come from."""
+    for name, corpus in (("hypotheses", hypotheses), ("references", references)):
+        if isinstance(corpus, str) or any(isinstance(s, str) for s in corpus):
+            raise TypeError(f"lowercase_bleu takes {name} as token lists, one per sentence "
+                            "(e.g. gu.word_tokenize(s)); got strings, which would be scored per character")
     return corpus_bleu([" ".join(h) for h in hypotheses], [" ".join(r) for r in references],
                        tokenize="none", lowercase=True)[0]
 

@@ -119,3 +119,19 @@ def test_cross_attention_with_padding_mask():
 def test_heads_must_divide_the_width():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 3)
+
+
+# --- masks that would broadcast onto the wrong axis (the reliability sweep) --------------------
+
+def test_a_two_dimensional_padding_mask_is_refused_even_when_batch_equals_queries():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(3, 3, 8)  # B == Tq == 3: a (B, Tk) mask would broadcast as (Tq, Tk)
+    padding = torch.tensor([[True, True, False]] * 3)
+    with pytest.raises(ValueError, match=r"4-D masks.*mask\[:, None, None, :\]"):
+        mha(x, mask=padding)
+    mha(x, mask=padding[:, None, None, :])  # the right way works
+    with pytest.raises(ValueError, match=r"does not end in \(3 or 1, 3\)"):
+        dot_product_attention(x, x, x, torch.ones(3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="bool"):
+        dot_product_attention(x, x, x, torch.ones(3, 3))

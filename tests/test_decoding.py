@@ -162,3 +162,15 @@ def test_bad_step_output_is_reported():
         gu.beam_search(bad, None, beam_size=2, bos_id=BOS, eos_id=EOS, max_len=3)
     with pytest.raises(ValueError, match="at least 1"):
         gu.beam_search(bad, None, beam_size=0, bos_id=BOS, eos_id=EOS, max_len=3)
+
+
+def test_nan_log_probs_are_refused_by_both_searches():
+    def step(prefix, state):
+        lp = torch.log_softmax(torch.zeros(prefix.shape[0], 5), -1)
+        lp[0, 2] = float("nan")
+        return lp, state
+
+    with pytest.raises(ValueError, match="NaN log-probs"):
+        gu.greedy_search(step, None, batch_size=2, bos_id=1, eos_id=2, max_len=3)
+    with pytest.raises(ValueError, match="NaN log-probs"):
+        gu.beam_search(step, None, beam_size=2, bos_id=1, eos_id=2, max_len=3)

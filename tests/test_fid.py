@@ -146,3 +146,37 @@ def test_fid_floor_is_small_and_mnist_fid_uses_the_test_set():
     floor = gu.mnist_fid_floor(n=2_000)
     noise = gu.mnist_fid(torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
     assert 0 < floor < 0.01 * noise
+
+
+# --- what the classifier metrics refuse (the reliability sweep) -------------------------------
+
+@pytest.mark.parametrize(("images", "error", "match"), [
+    (torch.rand(4, 1, 28, 28) * 255, ValueError, r"span \[0.*, 2\d\d.*x / 255"),
+    (torch.rand(4, 1, 28, 28) * 2 - 1, ValueError, r"span \[-.*\(x \+ 1\) / 2"),
+    (torch.randint(0, 256, (4, 1, 28, 28)), TypeError, "dtype torch.int64.*uint8"),
+    (torch.zeros(0, 1, 28, 28), ValueError, "N = 0"),
+], ids=["0..255 float", "[-1, 1]", "int64", "empty"])
+def test_classifier_metrics_refuse_images_they_would_score_wrongly(images, error, match):
+    with pytest.raises(error, match=match):
+        mc.classifier_outputs(images)
+
+
+def test_nan_pixels_are_named():
+    images = torch.rand(4, 1, 28, 28)
+    images[2, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="1 pixels are NaN"):
+        mc.classifier_outputs(images)
+
+
+def test_uint8_bool_and_unit_floats_are_accepted():
+    x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    f_u8, _ = mc.classifier_outputs(x)
+    f_float, _ = mc.classifier_outputs(x.float() / 255)
+    torch.testing.assert_close(f_u8, f_float)
+    mc.classifier_outputs(x > 128)
+
+
+def test_fid_from_fewer_samples_than_dimensions_warns():
+    g = torch.Generator().manual_seed(0)
+    with pytest.warns(UserWarning, match="from 10 samples of 128-dimensional.*biased upwards"):
+        fid.fid_from_features(torch.randn(10, 128, generator=g), torch.randn(500, 128, generator=g))

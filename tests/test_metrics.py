@@ -105,3 +105,19 @@ def test_bleu_lowercase():
 def test_bleu_length_mismatch():
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         gu.corpus_bleu(HYPS, HYPS[:1])
+
+
+def test_corpus_bleu_refuses_strings_and_empty_corpora():
+    with pytest.raises(TypeError, match="one string.*character by character"):
+        gu.corpus_bleu("a cat sat .", "a cat sat .")
+    with pytest.raises(TypeError, match="must be strings.*got a list"):
+        gu.corpus_bleu([["a", "cat"]], ["a cat"])
+    with pytest.raises(ValueError, match="no hypotheses"):
+        gu.corpus_bleu([], [])
+
+
+def test_lowercase_bleu_refuses_strings():
+    with pytest.raises(TypeError, match="token lists"):
+        gu.lowercase_bleu(["a man rides a horse ."], [["a", "man"]])
+    with pytest.raises(TypeError, match="token lists"):
+        gu.lowercase_bleu("a man", "a man")

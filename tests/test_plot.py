@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import _helpers  # noqa: F401  (selects the Agg backend before pyplot is used)
 import matplotlib
 import matplotlib.pyplot as plt
@@ -70,7 +72,7 @@ def test_image_grid_uint8_is_scaled():
 
 
 def test_image_grid_few_images_fit_in_one_row():
-    assert grid_array(gu.image_grid(torch.rand(3, 28, 28), nrow=8)).shape == (32, 92)
+    assert grid_array(gu.image_grid(torch.rand(2, 28, 28), nrow=8)).shape == (32, 62)
 
 
 @pytest.mark.parametrize(
@@ -210,3 +212,41 @@ def test_image_grid_row_labels_sit_beside_their_rows():
     with pytest.raises(ValueError, match="3 labels for a grid of 2 rows"):
         gu.image_grid(torch.rand(20, 1, 28, 28), nrow=10, row_labels=["a", "b", "c"])
     plt.close("all")
+
+
+# --- wrong inputs are named (the reliability sweep) -----------------------------------------
+
+def test_image_grid_hints_at_the_permute_for_channels_last():
+    with pytest.raises(ValueError, match=r"looks like \(N, H, W, C\).*permute\(0, 3, 1, 2\)"):
+        gu.image_grid(torch.rand(4, 28, 28, 3))
+    with pytest.warns(UserWarning, match=r"drew \(3, 28, 28\) as 3 grey images.*images\[None\]"):
+        gu.image_grid(torch.rand(3, 28, 28))
+    plt.close("all")
+
+
+def test_image_grid_rejects_integer_types_other_than_uint8():
+    with pytest.raises(TypeError, match="torch.int64.*uint8"):
+        gu.image_grid(torch.randint(0, 256, (4, 1, 8, 8)))
+
+
+def test_image_grid_warns_outside_the_range_and_takes_a_value_range():
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    with pytest.warns(UserWarning, match=r"span \[-.*value_range=\(0.0, 1.0\).*value_range=\(-1, 1\)"):
+        gu.image_grid(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = gu.image_grid(x, value_range=(-1, 1))  # rescaled, no warning
+    grid = grid_array(fig)
+    assert grid.min() >= 0 and grid.max() <= 1
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.warns(UserWarning, match="1 NaN"):
+        gu.image_grid(x, value_range=(-1, 1))
+    plt.close("all")
+
+
+def test_smooth_steps_over_a_nan_instead_of_spreading_it():
+    y = np.arange(31, dtype=float)
+    y[10] = np.nan
+    s = gu.smooth(y, window=20)
+    assert np.isfinite(s).all() and len(s) == 12
+    np.testing.assert_allclose(s[-1], np.mean(y[11:]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -74,6 +75,7 @@ def test_profile_argument_overrides_env(monkeypatch):
 
 # --- pick -----------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:the gpu profile was asked for")
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
 def test_pick_returns_the_setup_profile(profile, capsys):
     gu.setup(seed=0, profile=profile)
@@ -153,7 +155,8 @@ def test_device_name():
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, False), ("", False), ("0", False),
-                                                 ("1", True), ("yes", True)])
+                                                 ("false", False), ("False", False), ("no", False),
+                                                 ("off", False), ("1", True), ("yes", True)])
 def test_headless(monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv("GEN_UTILS_HEADLESS", raising=False)
@@ -224,3 +227,19 @@ def test_finish_runs_unpatched_outside_ipython(capsys):
 def test_finish_needs_setup():
     with pytest.raises(RuntimeError, match="setup"):
         gu.finish(x=1.0)
+
+
+def test_pick_refuses_profiles_with_different_keys(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "cpu")
+    with pytest.raises(ValueError, match="different keys"):
+        gu.pick(smoke={"steps": 1}, cpu={"steps": 2, "lr": 0.1}, gpu={"steps": 3})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only case")
+def test_the_gpu_profile_on_a_cpu_warns_once(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "_WARNED", set())
+    with pytest.warns(UserWarning, match="gpu profile was asked for, but there is no CUDA GPU"):
+        gu.setup(seed=0, profile="gpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gu.setup(seed=0, profile="gpu")  # not a second time

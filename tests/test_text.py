@@ -271,3 +271,13 @@ def test_lm_windows_errors():
 def test_lm_windows_follow_the_data_device():
     x, y = gu.lm_windows(torch.empty(100, dtype=torch.long, device="meta"), 8, 4)
     assert x.is_meta and y.is_meta
+
+
+@pytest.mark.parametrize("bad", [-1, 99])
+def test_decode_refuses_ids_outside_the_vocabulary(bad):
+    tok = gu.CharTokenizer("abc")
+    with pytest.raises(ValueError, match=f"id {bad} is not in the vocabulary of 3"):
+        tok.decode([0, bad])
+    vocab = gu.WordVocab([["a", "b"]], min_freq=1)
+    with pytest.raises(ValueError, match=f"id {bad} is not in the vocabulary"):
+        vocab.decode([4, bad])

@@ -27,9 +27,24 @@ def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         raise ValueError(f"queries have dimension {q.shape[-1]} but keys {k.shape[-1]}")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
+        check_mask(mask, q.shape[-2], k.shape[-2])
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)                     # each row sums to one
     return weights @ v, weights
+
+
+def check_mask(mask: torch.Tensor, n_queries: int, n_keys: int) -> None:
+    """Refuse a mask that is not bool with its last two axes (n_queries or 1, n_keys).
+
+    Broadcasting would otherwise apply a (B, Tk) key-padding mask along the queries whenever
+    B happens to equal Tq; written (B, 1, Tk), or (B, 1, 1, Tk) with heads, it masks keys.
+    """
+    if mask.dtype != torch.bool:
+        raise TypeError(f"attention masks are bool (True = may attend), got {mask.dtype}")
+    if mask.dim() < 2 or mask.shape[-1] != n_keys or mask.shape[-2] not in (1, n_queries):
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not end in ({n_queries} or 1, {n_keys}) "
+                         "(queries, keys); a key-padding mask (B, Tk) goes in as mask[:, None, :] "
+                         "(or mask[:, None, None, :] with a heads axis)")
 
 
 def causal_mask(n_queries: int, n_keys: int | None = None,
@@ -107,6 +122,11 @@ class MultiHeadAttention(nn.Module):
         k, v = (self.split_heads(t) for t in self.kv(x if context is None else context).chunk(2, dim=-1))
         if cache is not None:
             k, v = cache.append(k, v)                          # with those of the P earlier positions
+        if mask is not None and mask.dim() != 4:               # (B or 1, H or 1, Tq or 1, Tk) only
+            raise ValueError(f"MultiHeadAttention takes 4-D masks (B or 1, H or 1, Tq or 1, Tk), got shape "
+                             f"{tuple(mask.shape)}; a key-padding mask (B, Tk) is mask[:, None, None, :]")
+        if mask is not None:
+            check_mask(mask, Tq, k.shape[-2])
         if causal and Tq > 1:                                  # one new query is the last position: sees all
             cm = causal_mask(Tq, k.shape[-2], device=x.device)
             mask = cm if mask is None else mask & cm
