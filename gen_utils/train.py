@@ -203,6 +203,8 @@ def train(
     every = checkpoint_every or (max(1, total // 10) if total else 500)
 
     result, stream = TrainResult(), _Stream(batches, epochs)
+    if checkpoint is not None:  # a save cut short by a crash leaves path.tmp: never resumed from
+        Path(str(checkpoint) + ".tmp").unlink(missing_ok=True)
     if checkpoint is not None and Path(checkpoint).exists():
         result = _resume(checkpoint, objects, stream, total, desc)
     reporter = _Reporter(desc, total, result, model, device, eval_fn)
@@ -465,6 +467,9 @@ def _grad_norm(optimizer, model, clip_grad_norm) -> float:
 
 
 def _scalars(out: StepOutput) -> tuple[torch.Tensor | None, dict[str, float]]:
+    if not isinstance(out, (torch.Tensor, dict)):
+        raise TypeError(f"step() returned a {type(out).__name__}; it must return the loss tensor or a dict "
+                        "of scalars to log (e.g. {'loss_d': loss_d, 'loss_g': loss_g})")
     if isinstance(out, torch.Tensor):
         return out, {"loss": out.detach().float().item()}
     loss = out.get("loss")

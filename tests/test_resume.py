@@ -251,3 +251,13 @@ def test_negative_budgets_are_refused():
     with pytest.raises(ValueError, match="steps must be >= 0"):
         gu.train(lambda b: {"loss": 0.0}, itertools.count(), steps=-5)
     assert math.isfinite(gu.train(lambda b: {"loss": 0.0}, itertools.count(), steps=0).seconds)
+
+
+def test_a_stray_tmp_file_is_removed_and_a_bad_step_output_is_named(tmp_path):
+    model = nn.Linear(4, 1)
+    ckpt = tmp_path / "s.pt"
+    (tmp_path / "s.pt.tmp").write_bytes(b"half a file")
+    gu.train(lambda b: {"loss": 1.0}, itertools.count(), steps=1, checkpoint=ckpt, model=model)
+    assert ckpt.exists() and not (tmp_path / "s.pt.tmp").exists()
+    with pytest.raises(TypeError, match="returned a float"):
+        gu.train(lambda b: 1.0, itertools.count(), steps=1)
