@@ -47,6 +47,16 @@ def test_executed_in_order_without_errors(path):
     assert not errors, f"error outputs: {[e.get('ename') for e in errors]}"
 
 
+def config_settings_without_reason(cell: str) -> list[str]:
+    """Keywords of the ``gu.config(...)`` call in ``cell`` whose line has no ``#`` comment."""
+    lines = cell.splitlines()
+    missing = []
+    for node in ast.walk(ast.parse(cell)):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "gu.config":
+            missing += [kw.arg for kw in node.keywords if "#" not in lines[kw.value.end_lineno - 1]]
+    return missing
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_skeleton(path):
     nb = load(path)
@@ -61,6 +71,8 @@ def test_skeleton(path):
     assert config, "no configuration cell (cfg = gu.config(...))"
     assert not any("gu.pick(" in s for s in sources), "settings go in gu.config, one per line"
     assert not any(re.search(r"\bcfg\[", s) for s in sources), "read settings as cfg.name, not cfg['name']"
+    uncommented = [kw for cell in config for kw in config_settings_without_reason(cell)]
+    assert not uncommented, f"configuration settings without a comment saying why: {uncommented}"
     assert any("# NBVAL_CHECK_OUTPUT" in s for s in sources), "no numeric check cell"
     assert any("gu.finish(" in s for s in sources), "results are not recorded with gu.finish"
     text = json.dumps(nb)
