@@ -25,7 +25,7 @@ MARKER = "# export"
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 CHAPTERS = Path(__file__).resolve().parent / "chapters"
-_CONSTANT = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_CONSTANT = re.compile(r"^[A-Z][A-Z0-9_]+$")  # two characters at least: G, D are models
 
 
 @dataclass
@@ -111,13 +111,35 @@ def _used_names(code: str) -> set[str]:
 
 
 def _needed_imports(imports: list[str], code: str) -> list[str]:
-    """The import statements (deduplicated, in order) that bind a name ``code`` uses."""
+    """The import statements (deduplicated, in order) that bind a name ``code`` uses.
+
+    A ``from x import a, b`` whose names are not all used is cut down to those that are.
+    """
     used, kept = _used_names(code), []
     for text in imports:
         (stmt,) = ast.parse(text).body
-        if text not in kept and _bound_names(stmt) & used:
+        needed = [a for a in stmt.names if (a.asname or a.name.split(".")[0]) in used]
+        if not needed:
+            continue
+        if isinstance(stmt, ast.ImportFrom) and len(needed) < len(stmt.names):
+            text = _from_import(stmt, needed)
+        if text not in kept:
             kept.append(text)
     return kept
+
+
+def _from_import(stmt: ast.ImportFrom, names: list[ast.alias]) -> str:
+    """``from module import names`` in isort's style, wrapped in parentheses past 110 characters."""
+    def order(alias: ast.alias) -> tuple[int, str]:  # isort's order-by-type: CONSTANTS, Classes, others
+        n = alias.name
+        return (0 if n.isupper() else 1 if n[0].isupper() else 2), n
+
+    parts = [f"{a.name} as {a.asname}" if a.asname else a.name for a in sorted(names, key=order)]
+    head = f"from {'.' * stmt.level}{stmt.module or ''} import "
+    line = head + ", ".join(parts)
+    if len(line) <= 110:
+        return line
+    return head + "(\n" + "".join(f"    {p},\n" for p in parts) + ")"
 
 
 def _import_sort_key(text: str) -> tuple[int, int, str]:

@@ -98,3 +98,12 @@ def test_each_chapter_module_imports_on_its_own(name):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert importlib.import_module(f"gen_utils.chapters.{name}").__doc__
+
+
+def test_a_from_import_is_cut_to_the_names_used_and_models_are_not_constants(tmp_path):
+    cell = ("# export\nimport torch\nfrom math import log, pi, sqrt\n\nG = torch.nn.Linear(2, 2)\n"
+            "LOG_2PI = log(2 * pi)\n\n\ndef half(x):\n    return x / 2")
+    code = export.generate(notebook(tmp_path, [("code", cell)]))
+    assert "from math import log, pi\n" in code  # sqrt is not used by what is exported
+    assert "G = " not in code and "import torch" not in code  # one letter: a model, not a constant
+    assert "LOG_2PI = log(2 * pi)" in code
