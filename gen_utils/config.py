@@ -88,5 +88,9 @@ def config(**settings: Any) -> Config:
     Each keyword is a ``(smoke, cpu, gpu)`` tuple or one value for all profiles (see the module
     docstring). The profile is the one ``gu.setup`` chose, else ``$GEN_UTILS_PROFILE``.
     """
+    taken = sorted(k for k in settings if hasattr(Config, k))
+    if taken:
+        raise ValueError(f"setting names {taken} are taken by the configuration itself (cfg.{taken[0]} "
+                         "would not read the setting): rename them")
     profile = current_profile()
     return Config(profile, {k: per_profile(k, v)[profile] for k, v in settings.items()})

@@ -109,6 +109,8 @@ def _images_nchw(images: torch.Tensor | np.ndarray, value_range: tuple[float, fl
     shape = tuple(images.shape)
     if isinstance(images, torch.Tensor) and images.dtype == torch.bool:
         images = images.float()
+    elif isinstance(images, np.ndarray) and images.dtype == np.bool_:
+        images = images.astype(np.float32)
     if images.dtype in (torch.uint8, np.uint8):
         images = images.float() / 255 if isinstance(images, torch.Tensor) else images / 255.0
         value_range = (0.0, 1.0)

@@ -26,6 +26,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     stop_reason: str = "done"
+    extra: dict[str, Any] = field(default_factory=dict)  # what save_checkpoint(extra=...) stored
 
     def log(self, **values: float) -> None:
         for k, v in values.items():
@@ -69,21 +71,41 @@ def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def forever(batches: Iterable) -> Iterator:
+def forever(batches: Iterable) -> Forever:
     """Endless batches: pass after pass over a re-iterable ``batches`` (e.g. ``gu.Batches``).
 
     For loops that need more than one batch per step, as nanoGPT's ``get_batch``: a WGAN critic
     takes ``next(real)`` ``n_critic`` times per generator step. Each pass of ``gu.Batches`` is a
     fresh shuffle. Raises ValueError if a pass yields nothing (an empty or one-shot iterable).
+    The stream can be checkpointed: pass it to ``train(stateful={"real": real, ...})`` and a
+    resumed run continues with the very batches the uninterrupted one would have drawn.
     """
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch
-        if empty:
+    return Forever(batches)
+
+
+class Forever(Iterator):
+    """What ``forever`` returns: an endless iterator with ``state_dict``/``load_state_dict``."""
+
+    def __init__(self, batches: Iterable) -> None:
+        if isinstance(batches, Iterator):
+            raise ValueError("forever() needs a re-iterable such as gu.Batches or a DataLoader, not an "
+                             "iterator, which can be read only once")
+        self._stream = _Stream(batches, epochs=None)
+
+    def __next__(self) -> Any:
+        batch = self._stream.next()
+        if batch is _END:
             raise ValueError("forever() got an iterable that yields no batches (empty, or an "
                              "iterator already used up): pass a re-iterable such as gu.Batches")
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Pass number, batches used in it, and the random states to replay it."""
+        return self._stream.position_state()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replay the saved pass up to the saved position (``train`` then restores the RNGs)."""
+        self._stream.resume(state)
 
 
 # --- checkpoints ------------------------------------------------------------------------------
@@ -117,7 +139,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
     checkpoints.check_compatible(path, state, objects)
     checkpoints.load_into(state, objects)
     p = state["progress"]
-    return TrainResult(history=p["history"], steps=p["steps"], seconds=p["seconds"])
+    return TrainResult(history=p["history"], steps=p["steps"], seconds=p["seconds"], extra=p["extra"])
 
 
 def _objects(model, optimizer, scheduler, stateful) -> dict[str, Any]:
@@ -239,11 +261,14 @@ def train(
                 result.seconds = resumed_seconds + time.perf_counter() - start
                 result.log(step=result.steps, **logged)
                 reporter.after_step(logged, eval_every, log_every)
+                saved = None
                 if checkpoint is not None and (result.steps % every == 0 or interrupt.requested):
-                    _save_or_stop(save, result, desc, on_nonfinite)
+                    saved = _save_or_stop(save, result, desc, on_nonfinite)
                 if interrupt.requested:
                     raise KeyboardInterrupt(f"{desc}: interrupted after step {result.steps}"
-                                            + (f"; saved to {checkpoint}" if checkpoint else ""))
+                                            + (f"; saved to {checkpoint}" if saved else "; not saved"))
+                if saved is False:  # non-finite weights with on_nonfinite="stop": train no further
+                    break
         finally:
             reporter.close()
     result.seconds = resumed_seconds + time.perf_counter() - start
@@ -272,6 +297,10 @@ def _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_gra
     if checkpoint is not None and model is None and optimizer is None and not stateful:
         raise ValueError("checkpoint= needs something to save: pass model= (and optimizer=), or, "
                          "for a step that updates its own networks, stateful={'G': G, 'D': D, ...}")
+    if checkpoint is not None and optimizer is None and not stateful:
+        warnings.warn("train(checkpoint=...) with a step that makes its own updates saves only `model`: "
+                      "pass stateful={...} with every network, optimizer and gu.forever stream it uses, "
+                      "or a resumed run starts those afresh", stacklevel=3)
 
 
 def _resume(path, objects, stream, total, desc) -> TrainResult:
@@ -292,16 +321,19 @@ def _resume(path, objects, stream, total, desc) -> TrainResult:
     return result
 
 
-def _save_or_stop(save, result, desc, on_nonfinite) -> None:
-    """Save; a non-finite parameter raises NonFiniteLossError (or ends the run) and keeps the old file."""
+def _save_or_stop(save, result, desc, on_nonfinite) -> bool:
+    """Save and return True; a non-finite parameter keeps the old file and raises NonFiniteLossError,
+    or, with on_nonfinite="stop", sets the stop reason and returns False."""
     try:
         save()
+        return True
     except FloatingPointError as e:
         msg = f"{desc}: non-finite weights after step {result.steps}: {e}"
         if on_nonfinite == "raise":
             raise NonFiniteLossError(msg) from None
         result.stop_reason = msg
         print(msg)
+        return False
 
 
 class _DeferredInterrupt:
@@ -321,6 +353,8 @@ class _DeferredInterrupt:
         if self.requested:  # the second time: do not wait for the step
             raise KeyboardInterrupt
         self.requested = True
+        print("interrupt noted: finishing this step, then saving (if checkpointing) and stopping; "
+              "interrupt again to stop at once", flush=True)
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
@@ -328,13 +362,15 @@ class _DeferredInterrupt:
 
 
 def _step_caller(step: Callable[..., StepOutput]) -> Callable[[Any, int], StepOutput]:
-    """``step(batch, i)`` if ``step`` takes two positional arguments, else ``step(batch)``."""
+    """``step(batch, i)`` if ``step`` requires two positional arguments, else ``step(batch)``."""
     try:
         params = inspect.signature(step).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: give it the batch only
         return lambda batch, i: step(batch)
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    takes_index = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+    # only parameters without a default count: `lambda b, m=model: ...` takes the batch alone
+    required = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                and p.default is p.empty]
+    takes_index = len(required) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
     return (lambda batch, i: step(batch, i)) if takes_index else (lambda batch, i: step(batch))
 
 
@@ -390,12 +426,19 @@ class _Stream:
         return generator.get_state() if isinstance(generator, torch.Generator) else None
 
     def position_state(self) -> dict[str, Any]:
+        if self.one_shot and hasattr(self.batches, "load_state_dict"):  # e.g. gu.forever(...)
+            return {"epoch": 0, "used": 0, "epoch_rng": None, "generator": None,
+                    "stream": self.batches.state_dict()}
         return {"epoch": self.epoch, "used": self.used, "epoch_rng": self.epoch_rng,
                 "generator": self._generator_state()}
 
     def resume(self, position: dict[str, Any]) -> None:
         """Continue after ``position["used"]`` batches of pass ``position["epoch"]``."""
         if self.batches is None or not position:
+            return
+        if "stream" in position:  # a checkpointable stream replays itself
+            self.batches.load_state_dict(position["stream"])
+            self.it, self.yielded = self.batches, True
             return
         self.epoch, used = position["epoch"], position["used"]
         if used:  # even a used-up pass is replayed: ending it may draw (a DataLoader's sampler does)

@@ -51,3 +51,9 @@ def test_repr_lists_one_setting_per_line(monkeypatch):
     monkeypatch.setenv("GEN_UTILS_PROFILE", "smoke")
     text = repr(gu.config(steps=(40, 3_000, 12_000), lr=2e-4))
     assert text.splitlines() == ["Config for the smoke profile:", "  steps = 40", "  lr    = 0.0002"]
+
+
+def test_names_the_configuration_itself_uses_are_refused(monkeypatch):
+    monkeypatch.setenv("GEN_UTILS_PROFILE", "cpu")
+    with pytest.raises(ValueError, match=r"\['profile', 'values'\] are taken"):
+        gu.config(values=3, profile=(1, 2, 3))

@@ -250,3 +250,10 @@ def test_smooth_steps_over_a_nan_instead_of_spreading_it():
     s = gu.smooth(y, window=20)
     assert np.isfinite(s).all() and len(s) == 12
     np.testing.assert_allclose(s[-1], np.mean(y[11:]))
+
+
+def test_image_grid_takes_bool_images_from_torch_and_numpy():
+    for images in (torch.rand(2, 8, 8) > 0.5, np.random.default_rng(0).random((2, 8, 8)) > 0.5):
+        grid = grid_array(gu.image_grid(images))
+        assert set(np.unique(grid)) <= {0.0, 1.0}
+    plt.close("all")

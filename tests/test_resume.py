@@ -19,6 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import gen_utils as gu
 
+# dummy steps that update nothing, checkpointing a model; the warning itself is tested at the end
+pytestmark = pytest.mark.filterwarnings("ignore:train\\(checkpoint=...\\) with a step that makes its own")
+
 
 @pytest.fixture(autouse=True)
 def _headless(monkeypatch):
@@ -45,14 +48,23 @@ BATCHES = {
 }
 
 
-def run(kind, ckpt=None, interrupt_at=None, init_seed=0):
-    """One run from a fixed global seed: a dropout MLP, Adam, a scheduler, 18 steps."""
+def run(kind, ckpt=None, interrupt_at=None, init_seed=0, resumed=False):
+    """One run from a fixed global seed: a dropout MLP, Adam, a scheduler, 18 steps.
+
+    resumed: play a later session, whose random state and batch generators are wherever that
+    session left them; only the checkpoint can bring them back.
+    """
     torch.manual_seed(init_seed)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
     torch.manual_seed(0)
     batches = BATCHES[kind](*data())
+    if resumed:
+        torch.rand(13)  # the global RNG has moved on
+        generator = getattr(batches, "generator", None)
+        if generator is not None:
+            torch.rand(5, generator=generator)  # and so has the batches' own generator
 
     def step(batch, i):
         x, y = batch
@@ -65,7 +77,8 @@ def run(kind, ckpt=None, interrupt_at=None, init_seed=0):
     return model, res
 
 
-@pytest.mark.parametrize("stop_at", [4, 6], ids=["mid-epoch", "epoch end"])
+@pytest.mark.parametrize("stop_at", [4, 6, 10, 12],
+                         ids=["mid-epoch 1", "end of epoch 1", "mid-epoch 2", "end of epoch 2"])
 @pytest.mark.parametrize("kind", list(BATCHES))
 def test_ctrl_c_then_resume_equals_the_uninterrupted_run(tmp_path, kind, stop_at):
     straight, straight_res = run(kind)
@@ -73,8 +86,7 @@ def test_ctrl_c_then_resume_equals_the_uninterrupted_run(tmp_path, kind, stop_at
     with pytest.raises(KeyboardInterrupt, match=f"after step {stop_at}"):
         run(kind, ckpt, interrupt_at=stop_at)
     assert ckpt.exists()  # checkpoint_every=100: only the interrupt wrote it
-    torch.manual_seed(999)  # whatever state the resumed session happens to be in
-    resumed, res = run(kind, ckpt, init_seed=5)  # other initial weights: the checkpoint must win
+    resumed, res = run(kind, ckpt, init_seed=5, resumed=True)  # other weights: the checkpoint must win
     assert res.history["loss"] == straight_res.history["loss"]
     for a, b in zip(resumed.parameters(), straight.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -156,6 +168,7 @@ def test_a_self_updating_step_never_overwrites_a_good_checkpoint_with_nan(tmp_pa
     res = gu.train(step, steps=10, checkpoint=ckpt, checkpoint_every=4, stateful=stateful,
                    on_nonfinite="stop")
     assert "non-finite weights after step 8" in res.stop_reason  # the save at step 8 refused
+    assert res.steps == 8  # ... and the run stopped there
     state = torch.load(ckpt, weights_only=True)
     assert state["progress"]["steps"] == 4
     assert torch.isfinite(state["objects"]["G"]["weight"]).all()
@@ -261,3 +274,47 @@ def test_a_stray_tmp_file_is_removed_and_a_bad_step_output_is_named(tmp_path):
     assert ckpt.exists() and not (tmp_path / "s.pt.tmp").exists()
     with pytest.raises(TypeError, match="returned a float"):
         gu.train(lambda b: 1.0, itertools.count(), steps=1)
+
+
+# --- streams a step draws from itself (a WGAN critic) ---------------------------------------------
+
+def critic_run(ckpt=None, interrupt_at=None, as_batches=False, resumed=False):
+    """A step that takes three batches per step from gu.forever, as chapter 05's critic does."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.2), nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    real = gu.forever(gu.Batches(*data(), batch_size=BATCH, generator=torch.Generator().manual_seed(7)))
+    if resumed:
+        next(real)  # this session's stream is elsewhere
+        torch.rand(3)
+
+    def step(batch, i):
+        if i + 1 == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        losses = [nn.functional.mse_loss(model(x), y) for x, y in
+                  ([batch] if as_batches else [next(real) for _ in range(3)])]
+        loss = sum(losses)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss}
+
+    kwargs = dict(steps=STEPS, checkpoint=ckpt, checkpoint_every=100, stateful={"model": model, "opt": opt})
+    if as_batches:
+        return gu.train(step, real, **kwargs).history["loss"]
+    return gu.train(step, stateful={**kwargs.pop("stateful"), "real": real}, **kwargs).history["loss"]
+
+
+@pytest.mark.parametrize("as_batches", [False, True], ids=["next(real) in the step", "forever as batches"])
+def test_a_forever_stream_resumes_exactly(tmp_path, as_batches):
+    straight = critic_run(as_batches=as_batches)
+    with pytest.raises(KeyboardInterrupt, match="saved to"):
+        critic_run(tmp_path / "c.pt", interrupt_at=5, as_batches=as_batches)
+    assert critic_run(tmp_path / "c.pt", as_batches=as_batches, resumed=True) == straight
+
+
+def test_checkpointing_only_the_model_of_a_self_updating_step_warns(tmp_path):
+    model = nn.Linear(4, 1)
+    with pytest.warns(UserWarning, match="saves only `model`"):
+        gu.train(lambda b: {"loss": 0.0}, itertools.count(), steps=1, model=model,
+                 checkpoint=tmp_path / "m.pt")

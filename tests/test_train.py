@@ -14,6 +14,9 @@ from torch import nn
 
 import gen_utils as gu
 
+# these tests checkpoint a model their dummy steps never update; tests/test_resume.py tests the warning
+pytestmark = pytest.mark.filterwarnings("ignore:train\\(checkpoint=...\\) with a step that makes its own")
+
 
 @pytest.fixture(autouse=True)
 def _headless(monkeypatch):
@@ -392,6 +395,7 @@ def test_save_and_load_checkpoint_directly(tmp_path):
     after_save = torch.rand(3)  # the RNG state is restored on load
     other = linear(seed=5)
     loaded = gu.load_checkpoint(tmp_path / "a.pt", other, torch.optim.Adam(other.parameters()))
+    assert loaded.extra == {"note": "hi"}
     assert torch.equal(torch.rand(3), after_save)
     assert same(params(other), params(model))
     assert (loaded.steps, loaded.seconds) == (11, 2.5)
@@ -465,11 +469,17 @@ def test_forever_starts_a_new_shuffled_pass_when_one_ends():
     assert not all(torch.equal(a, b) for a, b in zip(seen[:3], seen[3:6], strict=True))  # reshuffled
 
 
-def test_forever_refuses_an_iterable_without_batches():
-    stream = gu.forever(iter([1, 2]))
-    assert [next(stream), next(stream)] == [1, 2]
-    with pytest.raises(ValueError, match="yields no batches"):
-        next(stream)
+def test_forever_refuses_iterators_and_empty_iterables():
+    with pytest.raises(ValueError, match="re-iterable"):
+        gu.forever(iter([1, 2]))
+    with pytest.raises(ValueError, match="yield nothing"):
+        next(gu.forever([]))
+
+
+def test_a_step_whose_second_parameter_has_a_default_gets_the_batch_only():
+    seen = []
+    gu.train(lambda b, scale=0.5: seen.append((b, scale)) or {"loss": 0.0}, itertools.count(), steps=2)
+    assert seen == [(0, 0.5), (1, 0.5)]
 
 
 def test_a_critic_loop_takes_as_many_batches_as_it_needs():
