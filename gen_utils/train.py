@@ -15,7 +15,8 @@ as often as it needs; the step then receives ``None``.
 
 Either way the loop gives a progress bar with the live loss, a history, an evaluation hook,
 a time budget, a NaN/inf guard and checkpoint save/resume. It reads top to bottom as
-``train`` → ``_batch_stream`` → ``_update`` → ``_Reporter`` (log, evaluate) → checkpoint.
+``train`` → ``_Stream`` (batches) → ``_update`` (one step) → ``_Reporter`` (log, evaluate) →
+``_save_or_stop`` (checkpoint, in ``gen_utils.checkpoint``).
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ def train(
                                  scheduler, desc, on_nonfinite)
                 if isinstance(logged, str):  # a non-finite value with on_nonfinite="stop"
                     result.stop_reason = logged
-                    print(logged + " — stopped (no checkpoint written)")
+                    print(logged + " — stopped (the last checkpoint, if any, is kept)")
                     break
                 result.steps += 1
                 result.seconds = resumed_seconds + time.perf_counter() - start
