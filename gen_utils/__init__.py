@@ -39,6 +39,7 @@ from .runtime import (
     PROFILES,
     current_profile,
     finish,
+    glue,
     headless,
     pick,
     resolve_profile,
@@ -76,7 +77,7 @@ from .widgets import explore, live_kernel
 
 __all__ = [
     "__version__",
-    "PROFILES", "setup", "pick", "config", "Config", "current_profile", "finish", "run", "headless",
+    "PROFILES", "setup", "pick", "config", "Config", "current_profile", "finish", "glue", "run", "headless",
     "resolve_profile", "seed_everything",
     "data_root", "dataset_file", "DatasetNotFoundError", "ChecksumError",
     "load_mnist", "to_unit", "to_pm1", "from_pm1", "binarize_dynamic", "Batches",

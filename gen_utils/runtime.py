@@ -178,6 +178,26 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def _glue_all(values: dict[str, Any]) -> None:
+    """Glue each value silently for the book; without myst-nb (e.g. on Colab) there is nothing to do."""
+    try:
+        from myst_nb import glue
+    except ImportError:  # myst-nb is only in the `book` extra: the results are still displayed
+        return
+    for name, value in values.items():
+        glue(name, value, display=False)
+
+
+def glue(**values: Any) -> None:
+    """Record intermediate results that the prose quotes with ``{glue:text}`name:.2f```.
+
+    Floats are rounded to 4 decimals, as ``finish`` does; nothing is displayed or returned.
+    Use it for numbers stated mid-chapter (a table row, a check's value); the headline results go
+    through ``finish``.
+    """
+    _glue_all({k: _rounded(v) for k, v in values.items()})
+
+
 def finish(**metrics: Any) -> None:
     """Record the chapter's headline results and show them as a table.
 
@@ -185,9 +205,9 @@ def finish(**metrics: Any) -> None:
     ``run_profile``, ``run_device`` and ``run_seconds``. Floats are rounded to 4 decimals so the
     page, the results page and the tests read the same number. The table is displayed here, so
     nothing is returned (a returned dict would be shown a second time as the cell's value).
+    Without myst-nb installed the table is still displayed; only the glue is skipped.
     """
     from IPython.display import Markdown, display
-    from myst_nb import glue
 
     r = run()
     values = {k: _rounded(v) for k, v in metrics.items()}
@@ -196,7 +216,6 @@ def finish(**metrics: Any) -> None:
         run_device=device_name(r.device),
         run_seconds=round(r.seconds, 1),
     )
-    for name, value in values.items():
-        glue(name, value, display=False)
+    _glue_all(values)
     rows = "\n".join(f"| `{k}` | {v} |" for k, v in values.items())
     display(Markdown(f"| result | value |\n|---|---|\n{rows}"))

@@ -243,3 +243,33 @@ def test_the_gpu_profile_on_a_cpu_warns_once(monkeypatch, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gu.setup(seed=0, profile="gpu")  # not a second time
+
+
+def test_glue_records_rounded_intermediate_values_silently(monkeypatch, shown):
+    import myst_nb
+
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: calls.append(
+        (name, value, display)))
+    assert gu.glue(beta_1_rate=np.float64(12.345678), k=5) is None
+    assert calls == [("beta_1_rate", 12.3457, False), ("k", 5, False)]
+    assert shown == []  # nothing displayed: the prose quotes these numbers
+
+
+def test_finish_without_myst_nb_still_displays_the_results(monkeypatch, shown):
+    # Colab does not install the `book` extra: finish must record results without glue.
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_myst_nb(name, *args, **kwargs):
+        if name.startswith("myst_nb"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_myst_nb)
+    gu.setup(seed=0, profile="smoke")
+    gu.finish(x=1.23456789)
+    gu.glue(y=2.0)
+    (table,) = shown
+    assert "| `x` | 1.2346 |" in table.data and "| `run_profile` | smoke |" in table.data
