@@ -34,6 +34,7 @@ from .metrics import (
 from .mnist import Batches, binarize_dynamic, from_pm1, load_mnist, to_pm1, to_unit
 from .mnist_classifier import classifier_outputs, load_mnist_classifier
 from .plot import COLORS, heatmap, image_grid, loss_curves, scatter_2d, smooth
+from .precision import Precision, choose_precision
 from .ring import Ring
 from .runtime import (
     PROFILES,
@@ -78,6 +79,7 @@ from .widgets import explore, live_kernel
 __all__ = [
     "__version__",
     "PROFILES", "setup", "pick", "config", "Config", "current_profile", "finish", "glue", "run", "headless",
+    "Precision", "choose_precision",
     "resolve_profile", "seed_everything",
     "data_root", "dataset_file", "DatasetNotFoundError", "ChecksumError",
     "load_mnist", "to_unit", "to_pm1", "from_pm1", "binarize_dynamic", "Batches",

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .precision import Precision, choose_precision
 from .version import __version__
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -34,6 +35,7 @@ class Run:
     device: torch.device
     seed: int
     threads: int
+    precision: Precision | None = None
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -107,14 +109,15 @@ def setup(seed: int = 0, *, profile: str | None = None, threads: int | None = No
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    _RUN = Run(profile=prof, device=device, seed=seed, threads=n_threads)
+    _RUN = Run(profile=prof, device=device, seed=seed, threads=n_threads,
+               precision=choose_precision(device))
     if prof == "gpu" and device.type != "cuda":
         _warn_once("the gpu profile was asked for, but there is no CUDA GPU: its full-size settings "
                    "will run on the CPU and take far longer (GEN_UTILS_PROFILE=cpu is sized for a CPU)")
     print(
         f"gen_utils {__version__} | profile {prof} | device {device_name(device)} | "
         f"torch {torch.__version__} | python {platform.python_version()} | "
-        f"threads {n_threads} | seed {seed}"
+        f"threads {n_threads} | seed {seed} | {_RUN.precision.banner()}"
     )
     return _RUN
 

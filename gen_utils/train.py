@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as checkpoints
+from .precision import Precision, choose_precision
 from .runtime import headless
 
 StepOutput = torch.Tensor | dict[str, Any]
@@ -65,11 +66,10 @@ class TrainResult:
 
 
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, nothing elsewhere (CPU bf16 autocast is slower on most laptops)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """The autocast ``choose_precision`` picks for ``device``: bf16 on GPUs with bf16 tensor cores
+    (compute capability >= 8.0), fp16 on older ones (T4, V100), nothing on the CPU (CPU bf16
+    autocast is slower on most laptops)."""
+    return choose_precision(device).autocast()
 
 
 def forever(batches: Iterable) -> Forever:
@@ -176,6 +176,8 @@ def train(
     checkpoint_every: int | None = None,
     stateful: dict[str, Any] | None = None,
     on_nonfinite: str = "raise",
+    sync_every: int = 50,
+    precision: Precision | None = None,
     device: torch.device | str | None = None,
     desc: str = "train",
 ) -> TrainResult:
@@ -190,8 +192,7 @@ def train(
       (``stop_reason`` ``"time budget"``); it budgets this call only (a resumed run gets it
       afresh), and the steps done so far count.
     clip_grad_norm: clip the global gradient norm of ``model`` (logged as ``grad_norm``). The
-      norm is checked before every optimizer step, clipped or not: a NaN gradient stops the run
-      at the step that produced it, before it reaches the weights.
+      norm is checked for NaN/inf, clipped or not, with the logged values (see ``sync_every``).
     eval_fn: called with the model in eval mode and no grad every ``eval_every`` steps and at
       the end; returns a dict of scalars stored in the history under ``eval_step``.
     log_every: print a one-line summary every so many steps (0: only evaluations and the end).
@@ -207,12 +208,21 @@ def train(
       save (no model, optimizer or stateful) train raises instead of "resuming" fresh weights.
       No checkpoint is ever written with NaN weights, nor after a non-finite stop.
     on_nonfinite: "raise" (NonFiniteLossError naming the step) or "stop" (end the run, keep
-      the history, ``stop_reason`` names the step).
+      the history up to the bad step, ``stop_reason`` names it).
+    sync_every: read the logged values from the device every so many steps (and at every log,
+      evaluation, checkpoint and the end), in one go: reading a GPU value each step would make the
+      CPU wait for the GPU at every step. A NaN/inf is then found at the next read, naming the step
+      that produced it; the weights may have taken the steps in between, so that run is not saved.
+      ``sync_every=1`` checks every step before its update (a NaN never reaches the weights).
+    precision: autocast / loss scaling (default ``choose_precision(device)``: bf16 on GPUs with
+      bf16 tensor cores, fp16 with a GradScaler on older GPUs, fp32 on the CPU). The scaler's
+      state is not checkpointed: after a resume it finds its scale again within a few steps.
     """
     _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model,
-                     checkpoint, optimizer, stateful)
+                     checkpoint, optimizer, stateful, sync_every)
     if device is None:
         device = next(model.parameters()).device if model is not None else torch.device("cpu")
+    precision = precision or choose_precision(device)
     call = _step_caller(step)
     objects = _objects(model, optimizer, scheduler, stateful)
     sized = hasattr(batches, "__len__")
@@ -230,12 +240,18 @@ def train(
         Path(str(checkpoint) + ".tmp").unlink(missing_ok=True)
     if checkpoint is not None and Path(checkpoint).exists():
         result = _resume(checkpoint, objects, stream, total, desc)
-    reporter = _Reporter(desc, total, result, model, device, eval_fn)
+    reporter = _Reporter(desc, total, result, model, precision, eval_fn)
+    pending = _Pending(result, desc)
+    check = (lambda values: _nonfinite(values, result.steps + 1, desc)) if sync_every == 1 else None
+    scaler = precision.scaler() if optimizer is not None else None
 
     def save() -> None:
         checkpoints.save(checkpoint, objects, {
             "steps": result.steps, "seconds": result.seconds, "history": result.history,
             "position": stream.position_state(), "extra": {}})
+
+    def due(n: int | None) -> bool:
+        return bool(n) and result.steps % n == 0
 
     # max_seconds budgets this call; result.seconds keeps counting across resumes
     start, resumed_seconds = time.perf_counter(), result.seconds
@@ -252,24 +268,29 @@ def train(
                 batch = stream.next()
                 if batch is _END:
                     break
-                logged = _update(call, batch, result.steps, optimizer, model, device, clip_grad_norm,
-                                 scheduler, desc, on_nonfinite)
-                if isinstance(logged, str):  # a non-finite value with on_nonfinite="stop"
-                    result.stop_reason = logged
-                    print(logged + " — stopped (the last checkpoint, if any, is kept)")
+                logged = _update(call, batch, result.steps, optimizer, model, precision, scaler,
+                                 clip_grad_norm, scheduler, check)
+                if isinstance(logged, str):  # a non-finite value, caught before the update
+                    _nonfinite_stop(logged, result, on_nonfinite, before_update=True)
                     break
                 result.steps += 1
                 result.seconds = resumed_seconds + time.perf_counter() - start
-                result.log(step=result.steps, **logged)
-                reporter.after_step(logged, eval_every, log_every)
-                saved = None
-                if checkpoint is not None and (result.steps % every == 0 or interrupt.requested):
-                    saved = _save_or_stop(save, result, desc, on_nonfinite)
+                pending.add(result.steps, logged)
+                reporter.step()
+                saving = checkpoint is not None and (due(every) or interrupt.requested)
+                if saving or due(sync_every) or due(eval_every) or due(log_every):
+                    if msg := pending.flush():  # the values of the last steps, read in one go
+                        _nonfinite_stop(msg, result, on_nonfinite, before_update=False)
+                        break
+                    reporter.after_flush(eval_every, log_every)
+                saved = _save_or_stop(save, result, desc, on_nonfinite) if saving else None
                 if interrupt.requested:
                     raise KeyboardInterrupt(f"{desc}: interrupted after step {result.steps}"
                                             + (f"; saved to {checkpoint}" if saved else "; not saved"))
                 if saved is False:  # non-finite weights with on_nonfinite="stop": train no further
                     break
+            if not result.stop_reason.startswith(desc + ": non-finite") and (msg := pending.flush()):
+                _nonfinite_stop(msg, result, on_nonfinite, before_update=False)
         finally:
             reporter.close()
     result.seconds = resumed_seconds + time.perf_counter() - start
@@ -281,8 +302,19 @@ def train(
     return result
 
 
+def _nonfinite_stop(msg: str, result: TrainResult, on_nonfinite: str, before_update: bool) -> None:
+    """Raise NonFiniteLossError, or record the stop (on_nonfinite="stop") and say so."""
+    if not before_update:
+        msg += (f", read at the check after step {result.steps} (pass sync_every=1 to stop before "
+                "a bad step updates the weights)")
+    if on_nonfinite == "raise":
+        raise NonFiniteLossError(msg)
+    result.stop_reason = msg
+    print(msg + " — stopped (the last checkpoint, if any, is kept)")
+
+
 def _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_grad_norm, model,
-                     checkpoint, optimizer, stateful) -> None:
+                     checkpoint, optimizer, stateful, sync_every) -> None:
     if steps is None and epochs is None and max_seconds is None:
         raise ValueError("train() needs steps, epochs or max_seconds")
     for name, value in (("steps", steps), ("epochs", epochs), ("max_seconds", max_seconds)):
@@ -291,6 +323,8 @@ def _check_arguments(batches, steps, epochs, max_seconds, on_nonfinite, clip_gra
     if batches is None and epochs is not None:
         raise ValueError("train(epochs=...) needs batches to count passes over; "
                          "with batches=None give steps or max_seconds")
+    if sync_every < 1:
+        raise ValueError(f"sync_every must be >= 1, got {sync_every}")
     if on_nonfinite not in ("raise", "stop"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'stop', got {on_nonfinite!r}")
     if clip_grad_norm is not None and model is None:
@@ -462,84 +496,133 @@ class _Stream:
         self.used, self.yielded = used, True
 
 
-def _update(call, batch, i, optimizer, model, device, clip_grad_norm, scheduler, desc,
-            on_nonfinite) -> dict[str, float] | str:
-    """One step: forward (and, with an optimizer, backward and update); returns what to log.
+def _update(call, batch, i, optimizer, model, precision, scaler, clip_grad_norm, scheduler,
+            check) -> dict[str, Any] | str:
+    """One step: forward under autocast (and, with an optimizer, backward and update).
 
-    A non-finite logged value or gradient norm raises NonFiniteLossError naming the step, or,
-    with ``on_nonfinite="stop"``, is returned as the message (a str), before any update is made.
+    Returns what to log, values kept as 0-d tensors on the device (reading them would wait for
+    the GPU); with an optimizer also the gradient norm, under ``_grad_norm`` (``grad_norm`` when
+    clipping). ``check(values)``, given only when syncing every step, returns a message for a
+    non-finite value; the step then returns it before any update is made.
     """
     if optimizer is None:
-        loss, logged = _scalars(call(batch, i))
-    else:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device):
+        with precision.autocast():
             loss, logged = _scalars(call(batch, i))
-        if loss is None:
-            raise TypeError("with an optimizer, step() must return the loss tensor "
-                            "(or a dict with a 'loss' tensor)")
-    bad = [k for k, v in logged.items() if not math.isfinite(v)]
-    if not bad and optimizer is not None:
+        return (check(logged) if check else None) or logged
+    optimizer.zero_grad(set_to_none=True)
+    with precision.autocast():
+        loss, logged = _scalars(call(batch, i))
+    if loss is None:
+        raise TypeError("with an optimizer, step() must return the loss tensor "
+                        "(or a dict with a 'loss' tensor)")
+    if check and (msg := check(logged)):
+        return msg
+    if scaler is not None:  # fp16: scale the loss up so small gradients survive, then unscale
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
         loss.backward()
-        norm = _grad_norm(optimizer, model, clip_grad_norm)
+    norm = _grad_norm(optimizer, model, clip_grad_norm)
+    # with a GradScaler an overflowing step is expected: the scaler skips it and lowers the scale
+    norm_key = "grad_norm" if clip_grad_norm is not None else "_grad_norm"
+    if scaler is None:
+        if check and (msg := check({"gradient norm": norm})):
+            return msg
+        logged[norm_key] = norm
+        optimizer.step()
+    else:
         if clip_grad_norm is not None:
             logged["grad_norm"] = norm
-        bad = [] if math.isfinite(norm) else ["gradient norm"]
-        logged_bad = norm
-    else:
-        logged_bad = logged[bad[0]] if bad else None
-    if bad:
-        msg = f"{desc}: non-finite {', '.join(bad)} ({logged_bad}) at step {i + 1}"
-        if on_nonfinite == "raise":
-            raise NonFiniteLossError(msg)
-        return msg
-    if optimizer is not None:
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        scaler.step(optimizer)
+        scaler.update()
+    if scheduler is not None:
+        scheduler.step()
     return logged
 
 
-def _grad_norm(optimizer, model, clip_grad_norm) -> float:
-    """The global gradient norm (clipping it to ``clip_grad_norm`` when given)."""
+def _grad_norm(optimizer, model, clip_grad_norm) -> torch.Tensor:
+    """The global gradient norm, a 0-d tensor (clipping it to ``clip_grad_norm`` when given)."""
     if clip_grad_norm is not None:
-        return float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm))
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
     grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     if not grads:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
-def _scalars(out: StepOutput) -> tuple[torch.Tensor | None, dict[str, float]]:
+def _scalars(out: StepOutput) -> tuple[torch.Tensor | None, dict[str, Any]]:
     if not isinstance(out, (torch.Tensor, dict)):
         raise TypeError(f"step() returned a {type(out).__name__}; it must return the loss tensor or a dict "
                         "of scalars to log (e.g. {'loss_d': loss_d, 'loss_g': loss_g})")
     if isinstance(out, torch.Tensor):
-        return out, {"loss": out.detach().float().item()}
+        return out, {"loss": out.detach().float()}
     loss = out.get("loss")
-    logged = {k: (v.detach().float().item() if isinstance(v, torch.Tensor) else float(v))
-              for k, v in out.items()}
+    logged = {k: (v.detach().float() if isinstance(v, torch.Tensor) else float(v)) for k, v in out.items()}
     return (loss if isinstance(loss, torch.Tensor) else None), logged
+
+
+def _nonfinite(values: dict[str, Any], step: int, desc: str) -> str | None:
+    """A message naming the first non-finite value of ``step`` (reads the values: a host sync)."""
+    for k, v in values.items():
+        v = float(v)
+        if not math.isfinite(v):
+            name = "gradient norm" if k in ("grad_norm", "_grad_norm") else k
+            return f"{desc}: non-finite {name} ({v}) at step {step}"
+    return None
+
+
+class _Pending:
+    """Per-step values not yet read from the device; ``flush`` reads them all in one sync.
+
+    The history gets every step's values, as if read at once; ``flush`` returns the message for
+    the first non-finite one (the history then ends just before that step), else None.
+    """
+
+    def __init__(self, result: TrainResult, desc: str) -> None:
+        self.result, self.desc = result, desc
+        self.steps: list[int] = []
+        self.values: list[dict[str, Any]] = []
+
+    def add(self, step: int, logged: dict[str, Any]) -> None:
+        self.steps.append(step)
+        self.values.append(logged)
+
+    def flush(self) -> str | None:
+        if not self.steps:
+            return None
+        tensors = [v for row in self.values for v in row.values() if isinstance(v, torch.Tensor)]
+        read = iter(torch.stack(tensors).tolist()) if tensors else iter(())  # the one host sync
+        rows = [{k: (next(read) if isinstance(v, torch.Tensor) else v) for k, v in row.items()}
+                for row in self.values]
+        steps, self.steps, self.values = self.steps, [], []
+        for step, row in zip(steps, rows, strict=True):
+            if msg := _nonfinite(row, step, self.desc):
+                return msg
+            self.result.log(step=step, **{k: v for k, v in row.items() if not k.startswith("_")})
+        return None
 
 
 class _Reporter:
     """Progress bar, one-line summaries and evaluations of one ``train`` call."""
 
-    def __init__(self, desc, total, result, model, device, eval_fn) -> None:
+    def __init__(self, desc, total, result, model, precision, eval_fn) -> None:
         self.desc, self.total, self.result = desc, total, result
-        self.model, self.device, self.eval_fn = model, device, eval_fn
+        self.model, self.precision, self.eval_fn = model, precision, eval_fn
         self.bar = None
         if not headless():
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=result.steps, desc=desc, leave=False)
 
-    def after_step(self, logged: dict[str, float], eval_every: int | None, log_every: int) -> None:
-        steps = self.result.steps
+    def step(self) -> None:
         if self.bar is not None:
             self.bar.update(1)
-            if steps % 10 == 0:
-                self.bar.set_postfix(loss=f"{logged.get('loss', float('nan')):.4f}")
+
+    def after_flush(self, eval_every: int | None, log_every: int) -> None:
+        """The history is up to date: refresh the bar's loss, evaluate or print a summary if due."""
+        steps = self.result.steps
+        if self.bar is not None and self.result.history.get("loss"):
+            self.bar.set_postfix(loss=f"{self.result.history['loss'][-1]:.4f}")
         if eval_every and steps % eval_every == 0:
             self.evaluate()
         elif log_every and steps % log_every == 0:
@@ -553,7 +636,7 @@ class _Reporter:
         was_training = model.training if model is not None else None
         if model is not None:
             model.eval()
-        with torch.no_grad(), autocast(self.device):
+        with torch.no_grad(), self.precision.autocast():
             scores = self.eval_fn()
         if model is not None and was_training:
             model.train()

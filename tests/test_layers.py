@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gen_utils"
-LOWEST = {"runtime": {"version"}, "data": set(), "version": set()}
+LOWEST = {"runtime": {"version", "precision"}, "data": set(), "version": set(), "precision": set()}
 
 
 def package_imports(path: Path) -> set[str]:

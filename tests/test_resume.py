@@ -136,7 +136,7 @@ def test_nan_gradient_is_caught_at_its_step_before_the_update(tmp_path):
 
     with pytest.raises(gu.NonFiniteLossError, match="gradient norm.*at step 5"):
         gu.train(step, itertools.count(), optimizer=opt, model=model, steps=10, clip_grad_norm=1.0,
-                 checkpoint=ckpt, checkpoint_every=1)
+                 checkpoint=ckpt, checkpoint_every=1, sync_every=1)
     assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN step never ran
     state = torch.load(ckpt, weights_only=True)
     assert state["progress"]["steps"] == 4
@@ -195,7 +195,7 @@ def test_checkpoint_without_anything_to_save_is_refused(tmp_path):
 def test_no_final_save_after_a_nonfinite_stop(tmp_path):
     model = nn.Linear(4, 1)
     ckpt = tmp_path / "stop.pt"
-    losses = iter([1.0, 1.0, float("nan")])
+    losses = iter([1.0, 1.0, float("nan"), 1.0, 1.0])
     gu.train(lambda b: {"loss": next(losses)}, itertools.count(), steps=5, checkpoint=ckpt,
              checkpoint_every=100, model=model, on_nonfinite="stop")
     assert not ckpt.exists()

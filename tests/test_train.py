@@ -207,7 +207,7 @@ def test_nonfinite_loss_raises_naming_the_step(value):
         return loss * value if len(before) == 3 else loss
 
     with pytest.raises(gu.NonFiniteLossError) as info:
-        gu.train(step, itertools.repeat((X, y)), optimizer=opt, model=model, steps=10)
+        gu.train(step, itertools.repeat((X, y)), optimizer=opt, model=model, steps=10, sync_every=1)
     assert isinstance(info.value, FloatingPointError)
     assert "at step 3" in str(info.value) and "loss" in str(info.value)
     assert same(params(model), before[2])  # the bad step did not update the model
@@ -219,17 +219,47 @@ def test_nonfinite_stop_keeps_the_history(capsys):
     model = linear()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     res = gu.train(nan_at(4, model), itertools.repeat((X, y)), optimizer=opt, model=model,
-                   steps=10, on_nonfinite="stop")
+                   steps=10, on_nonfinite="stop", sync_every=1)
     assert res.steps == 3 and len(res.history["loss"]) == 3
     assert all(math.isfinite(v) for v in res.history["loss"])
     assert "step 4" in res.stop_reason and "non-finite" in res.stop_reason
     assert "stopped" in capsys.readouterr().out
 
 
+def test_deferred_check_names_the_bad_step_and_keeps_the_history_before_it(capsys):
+    # the default reads values every sync_every steps: the NaN at step 4 is found at step 6
+    X, y = regression(32)
+    model = linear()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    res = gu.train(nan_at(4, model), itertools.repeat((X, y)), optimizer=opt, model=model,
+                   steps=10, on_nonfinite="stop", sync_every=6)
+    assert res.history["step"] == [1, 2, 3] and all(math.isfinite(v) for v in res.history["loss"])
+    assert "at step 4" in res.stop_reason and "after step 6" in res.stop_reason
+    assert res.steps == 6  # the weights took steps 4-6: the run says so and is not saved
+    with pytest.raises(gu.NonFiniteLossError, match="loss .* at step 4, read at the check after step 6"):
+        gu.train(nan_at(4, linear()), itertools.repeat((X, y)), optimizer=opt, model=model, steps=10,
+                 sync_every=6)
+
+
+def test_values_are_read_from_the_device_only_every_sync_every_steps(monkeypatch):
+    # catches a per-step host sync creeping back into the loop (it stalls a GPU every step)
+    X, y = regression(32)
+    model = linear()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    reads = []
+    real_tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: reads.append(t.numel()) or real_tolist(t))
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: pytest.fail("per-step .item() in the loop"))
+    res = gu.train(mse_step(model), itertools.repeat((X, y)), optimizer=opt, model=model, steps=20,
+                   sync_every=8)
+    assert len(reads) == 3  # after steps 8, 16 and at the end (20)
+    assert res.history["step"] == list(range(1, 21)) and len(res.history["loss"]) == 20
+
+
 def test_nonfinite_guard_without_optimizer_names_the_key():
     outs = iter([{"g_loss": 1.0, "d_loss": 0.5}, {"g_loss": 1.0, "d_loss": float("nan")}])
     with pytest.raises(gu.NonFiniteLossError, match="d_loss.*at step 2"):
-        gu.train(lambda b: next(outs), itertools.count(), steps=5)
+        gu.train(lambda b: next(outs), itertools.count(), steps=5, sync_every=1)
 
 
 # --- optimizer=None, clipping, evaluation ---------------------------------------------------
