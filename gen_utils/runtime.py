@@ -25,6 +25,7 @@ from .version import __version__
 PROFILES = ("smoke", "cpu", "gpu")
 PROFILE_ENV = "GEN_UTILS_PROFILE"
 HEADLESS_ENV = "GEN_UTILS_HEADLESS"
+DRY_RUN_ENV = "GEN_UTILS_DRY_RUN"
 
 
 @dataclass
@@ -111,11 +112,12 @@ def setup(seed: int = 0, *, profile: str | None = None, threads: int | None = No
         torch.backends.cudnn.allow_tf32 = True
     _RUN = Run(profile=prof, device=device, seed=seed, threads=n_threads,
                precision=choose_precision(device))
-    if prof == "gpu" and device.type != "cuda":
+    if prof == "gpu" and device.type != "cuda" and not dry_run():
         _warn_once("the gpu profile was asked for, but there is no CUDA GPU: its full-size settings "
                    "will run on the CPU and take far longer (GEN_UTILS_PROFILE=cpu is sized for a CPU)")
     print(
-        f"gen_utils {__version__} | profile {prof} | device {device_name(device)} | "
+        f"gen_utils {__version__} | profile {prof}{' (dry run)' if dry_run() else ''} | "
+        f"device {device_name(device)} | "
         f"torch {torch.__version__} | python {platform.python_version()} | "
         f"threads {n_threads} | seed {seed} | {_RUN.precision.banner()}"
     )
@@ -163,12 +165,24 @@ def current_profile() -> str:
     return _RUN.profile if _RUN is not None else resolve_profile()
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def dry_run() -> bool:
+    """True when ``GEN_UTILS_DRY_RUN`` is set: ``gu.loop`` settings take their smoke values.
+
+    CI runs every notebook in the gpu profile this way on a CPU (see ``gen_utils.config``).
+    """
+    return _env_flag(DRY_RUN_ENV)
+
+
 def headless() -> bool:
     """True when the notebook runs in batch (``make execute``, nbval): no widgets, no live bars.
 
     ``GEN_UTILS_HEADLESS`` set to anything but empty, 0, false, no or off means headless.
     """
-    return os.environ.get(HEADLESS_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return _env_flag(HEADLESS_ENV)
 
 
 def _rounded(value: Any) -> Any:
@@ -215,7 +229,7 @@ def finish(**metrics: Any) -> None:
     r = run()
     values = {k: _rounded(v) for k, v in metrics.items()}
     values.update(
-        run_profile=r.profile,
+        run_profile=r.profile + ("-dry-run" if dry_run() else ""),
         run_device=device_name(r.device),
         run_seconds=round(r.seconds, 1),
     )
