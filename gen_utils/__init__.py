@@ -7,7 +7,7 @@ from that chapter's notebook (``gen_utils.chapters.chNN_topic``, see ``gen_utils
 """
 
 from .checkpoint import CheckpointError
-from .config import Config, Loop, config, loop
+from .config import Config, config
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
@@ -80,7 +80,7 @@ from .widgets import explore, live_kernel
 __all__ = [
     "__version__",
     "PROFILES", "setup", "pick", "config", "Config", "current_profile", "finish", "glue", "run", "headless",
-    "Precision", "choose_precision", "loop", "Loop", "dry_run",
+    "Precision", "choose_precision", "dry_run",
     "resolve_profile", "seed_everything",
     "data_root", "dataset_file", "DatasetNotFoundError", "ChecksumError",
     "load_mnist", "to_unit", "to_pm1", "from_pm1", "binarize_dynamic", "Batches",

@@ -15,11 +15,17 @@ A value is a tuple ``(smoke, cpu, gpu)`` or one value shared by all three profil
 that is itself a tuple must be written three times or as a list, because a tuple of another length
 is rejected (it is almost always a forgotten profile).
 
-Settings that only say how long something runs (steps, epochs, sample counts, time budgets) are
-written ``gu.loop(smoke, cpu, gpu)``. A *dry run* (``GEN_UTILS_DRY_RUN=1``, used by CI with
-``GEN_UTILS_PROFILE=gpu``) takes their smoke values and every other setting from the profile: the
-gpu profile's models and code paths run on a CPU in seconds, so a broken gpu configuration fails
-in CI rather than in a reader's Colab session.
+A *dry run* (``GEN_UTILS_DRY_RUN=1``; CI runs every notebook so with ``GEN_UTILS_PROFILE=gpu``)
+takes the profile's settings except those named in ``dry_run=dict(...)``: the amounts of work
+(steps, samples, evaluation sizes, batch sizes). The gpu profile's models and code paths then run
+on a CPU in a minute or two, so a broken gpu configuration fails in CI rather than in a reader's
+Colab session::
+
+    cfg = gu.config(
+        steps=(40, 3_000, 12_000),             # ...
+        width=(16, 32, 64),                    # ...
+        dry_run=dict(steps=2),                 # a CI dry run: the gpu model, two steps
+    )
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .runtime import PROFILES, current_profile, dry_run
+from .runtime import PROFILES, current_profile
+from .runtime import dry_run as is_dry_run
 
 
 class Config(Mapping[str, Any]):
@@ -75,17 +82,6 @@ class Config(Mapping[str, Any]):
         return f"Config for the {self._profile} profile:\n" + "\n".join(lines)
 
 
-class Loop(tuple):
-    """A ``(smoke, cpu, gpu)`` setting that only sets a length: what ``loop`` returns."""
-
-    __slots__ = ()
-
-
-def loop(smoke: Any, cpu: Any, gpu: Any) -> Loop:
-    """Mark a setting as a loop length (steps, epochs, samples, seconds): a dry run uses ``smoke``."""
-    return Loop((smoke, cpu, gpu))
-
-
 def per_profile(name: str, value: Any) -> dict[str, Any]:
     """``{profile: value}`` for one setting: a (smoke, cpu, gpu) tuple, or one shared value."""
     if isinstance(value, tuple):
@@ -99,18 +95,24 @@ def per_profile(name: str, value: Any) -> dict[str, Any]:
     return dict.fromkeys(PROFILES, value)
 
 
-def config(**settings: Any) -> Config:
+def config(*, dry_run: Mapping[str, Any] | None = None, **settings: Any) -> Config:
     """The settings of the current profile: ``config(steps=(40, 3_000, 12_000), lr=2e-4)``.
 
-    Each keyword is a ``(smoke, cpu, gpu)`` tuple, a ``gu.loop(smoke, cpu, gpu)`` length, or one
-    value for all profiles (see the module docstring). The profile is the one ``gu.setup`` chose,
-    else ``$GEN_UTILS_PROFILE``; in a dry run every ``gu.loop`` setting takes its smoke value.
+    Each keyword is a ``(smoke, cpu, gpu)`` tuple or one value for all profiles (see the module
+    docstring). The profile is the one ``gu.setup`` chose, else ``$GEN_UTILS_PROFILE``.
+    dry_run: values that replace the profile's in a dry run (``GEN_UTILS_DRY_RUN=1``); each name
+    must be a setting. Raises ValueError naming any that is not.
     """
     taken = sorted(k for k in settings if hasattr(Config, k))
     if taken:
         raise ValueError(f"setting names {taken} are taken by the configuration itself (cfg.{taken[0]} "
                          "would not read the setting): rename them")
-    profile, dry = current_profile(), dry_run()
-    return Config(profile + (" (dry run)" if dry else ""),
-                  {k: per_profile(k, v)["smoke" if dry and isinstance(v, Loop) else profile]
-                   for k, v in settings.items()})
+    unknown = sorted(set(dry_run or {}) - set(settings))
+    if unknown:
+        raise ValueError(f"dry_run names {unknown}, which are not settings; it has: {', '.join(settings)}")
+    profile = current_profile()
+    values = {k: per_profile(k, v)[profile] for k, v in settings.items()}
+    if is_dry_run():
+        values.update(dry_run or {})
+        profile += " (dry run)"
+    return Config(profile, values)

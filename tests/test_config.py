@@ -57,3 +57,21 @@ def test_names_the_configuration_itself_uses_are_refused(monkeypatch):
     monkeypatch.setenv("GEN_UTILS_PROFILE", "cpu")
     with pytest.raises(ValueError, match=r"\['profile', 'values'\] are taken"):
         gu.config(values=3, profile=(1, 2, 3))
+
+
+def test_a_dry_run_replaces_only_the_amounts_of_work(monkeypatch):
+    # catches a dry run that shrinks the model too (it would no longer test the gpu configuration)
+    monkeypatch.setenv("GEN_UTILS_DRY_RUN", "1")
+    gu.setup(seed=0, profile="gpu")
+    settings = dict(width=(16, 32, 64), steps=(40, 3_000, 12_000), lr=2e-4, batch=(16, 32, 128))
+    cfg = gu.config(**settings, dry_run=dict(steps=2, batch=4))
+    assert (cfg.width, cfg.steps, cfg.lr, cfg.batch) == (64, 2, 2e-4, 4)
+    assert "dry run" in cfg.profile
+    monkeypatch.setenv("GEN_UTILS_DRY_RUN", "0")
+    cfg = gu.config(**settings, dry_run=dict(steps=2, batch=4))
+    assert (cfg.width, cfg.steps, cfg.batch) == (64, 12_000, 128)
+
+
+def test_dry_run_names_must_be_settings():
+    with pytest.raises(ValueError, match="stpes"):
+        gu.config(steps=(1, 2, 3), dry_run=dict(stpes=2))
