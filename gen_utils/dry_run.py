@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from .execute import INLINE
+
 
 def dry_run(path: Path, timeout: int = 300) -> tuple[float, list[tuple[float, int]]]:
     """Execute ``path`` in the gpu profile with dry-run loop lengths.
@@ -25,7 +27,7 @@ def dry_run(path: Path, timeout: int = 300) -> tuple[float, list[tuple[float, in
     from nbclient import NotebookClient
 
     env = {"GEN_UTILS_PROFILE": "gpu", "GEN_UTILS_DRY_RUN": "1", "GEN_UTILS_HEADLESS": "1",
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+           "MPLBACKEND": INLINE}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:

@@ -8,8 +8,13 @@ the wall-clock time. The profile comes from ``$GEN_UTILS_PROFILE`` as usual.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
+
+# Figures are captured only by the inline backend. A shell that exports MPLBACKEND=Agg (as `make
+# test` does for nbval) would otherwise make every figure vanish from the committed outputs.
+INLINE = "module://matplotlib_inline.backend_inline"
 
 
 def execute(path: Path, timeout: int = 1800, kernel: str = "python3") -> float:
@@ -17,6 +22,7 @@ def execute(path: Path, timeout: int = 1800, kernel: str = "python3") -> float:
     import nbformat
     from nbclient import NotebookClient
 
+    os.environ["MPLBACKEND"] = INLINE  # the kernel inherits this process's environment
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name=kernel, record_timing=False,

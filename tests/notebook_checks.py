@@ -97,3 +97,43 @@ def glued(nb: dict) -> dict[str, object]:
             except (ValueError, SyntaxError):
                 values[meta["name"]] = text
     return values
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+PLOT_CALLS = {"plt.subplots", "plt.figure", "plt.plot", "plt.imshow", "plt.hist", "plt.scatter",
+              "plt.bar", "plt.show", "gu.image_grid", "gu.loss_curves", "gu.heatmap", "gu.scatter_2d",
+              "gu.explore"}
+
+
+def _calls(node: ast.AST) -> set[str]:
+    return {ast.unparse(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
+
+
+def drawing_cells(nb: dict) -> list[int]:
+    """Indices (into nb["cells"]) of code cells whose top-level code draws a figure.
+
+    A cell draws when a statement outside any def/class calls a plotting function (``plt.…``,
+    ``gu.image_grid`` …) or a function of the notebook that does. A cell that ends by closing its
+    figures on purpose (``plt.close``) is not counted.
+    """
+    trees = {}
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            try:
+                trees[i] = ast.parse("".join(cell["source"]))
+            except SyntaxError:  # IPython magics: not a drawing cell of ours
+                continue
+    drawers = set()
+    for _ in range(3):  # functions that call functions that draw, a few levels deep
+        for tree in trees.values():
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef) and _calls(node) & (PLOT_CALLS | drawers):
+                    drawers.add(node.name)
+    found = []
+    for i, tree in trees.items():
+        top = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.ClassDef))]
+        calls = set().union(*(_calls(s) for s in top)) if top else set()
+        if calls & (PLOT_CALLS | drawers) and "plt.close" not in calls:
+            found.append(i)
+    return found

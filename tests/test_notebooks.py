@@ -17,6 +17,7 @@ from notebook_checks import (
     RUN_KEYS,
     TARGETS,
     code_cells,
+    drawing_cells,
     glued,
     load,
 )
@@ -165,3 +166,12 @@ def test_no_function_or_class_is_defined_in_two_notebooks():
         f"defined in more than one chapter: {twice}. Export it from the chapter that teaches it "
         "(a cell starting with `# export`) and import it: from gen_utils.chapters.chNN_topic import …"
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_every_cell_that_draws_has_its_figure(path):
+    # catches figures lost by a non-inline matplotlib backend during execution (MPLBACKEND=Agg)
+    nb = load(path)
+    missing = [i for i in drawing_cells(nb)
+               if not any("image/png" in o.get("data", {}) for o in nb["cells"][i].get("outputs", []))]
+    assert not missing, f"cells {missing} draw a figure but have no image/png output: re-run `make execute`"
