@@ -20,15 +20,18 @@ PROFILE ?=
 TIMEOUT ?= 1800
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help install book test unit nbval lint export execute execute-all bootstrap clean
+.PHONY: help install book screenshots test unit nbval lint export execute execute-all bootstrap clean gpu-check dry-run
 
 help:
 	@echo "make book      build the site from the committed notebook outputs (_build/html)"
-	@echo "make test      unit tests, notebook hygiene, nbval (smoke profile), book build (-W)"
+	@echo "make screenshots  build the site, then PNGs of the intro and each chapter's first screen (_build/screenshots)"
+	@echo "make test      unit tests, notebook hygiene, nbval (smoke profile), book build (-W), browser test"
 	@echo "make execute NB=notebooks/01_generative_modeling.ipynb PROFILE=cpu   re-run one notebook in place"
 	@echo "make bootstrap regenerate every notebook's Colab bootstrap cell from _config.yml"
 	@echo "make export    write the cells marked '# export' to gen_utils/chapters/chNN_topic.py"
 	@echo "make lint      ruff over gen_utils, tests and every notebook's code cells"
+	@echo "make gpu-check every chapter in the gpu profile on a CUDA machine; one table of results"
+	@echo "make dry-run   every chapter in the gpu profile, loops cut to a few steps, on this machine"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +45,10 @@ install: $(STAMP)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 	@echo "Open $(abspath _build/html/index.html)"
+
+# What a reader sees, offline, in headless Chromium (Debian's `chromium`; see tests/browser.py).
+screenshots: book
+	$(BIN)/python tests/browser.py _build/html _build/screenshots
 
 # The whole suite in one pytest run (so it ends with pytest's summary line):
 # unit tests + hygiene + book build (tests/) and nbval of every notebook in the smoke profile.
@@ -70,6 +77,15 @@ execute: $(STAMP)
 	GEN_UTILS_PROFILE=$(PROFILE) GEN_UTILS_HEADLESS=1 \
 	  $(BIN)/python -m gen_utils.execute $(NB) --timeout $(TIMEOUT)
 	$(BIN)/python -m gen_utils.export
+
+# Every chapter in the gpu profile on a CUDA machine, 3 at a time, into _build/gpu; prints one table
+# (seconds, peak GPU memory, headline metrics, gpu targets). Sized for < 9 min on one H100/H200.
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu_check.py --jobs 3
+
+# Every chapter in the gpu profile as a dry run on this machine (what `make test` runs).
+dry-run: $(STAMP)
+	$(BIN)/python -m gen_utils.dry_run $(NOTEBOOKS)
 
 execute-all: $(STAMP)
 	for nb in $(NOTEBOOKS); do $(MAKE) execute NB=$$nb PROFILE=$(PROFILE) || exit 1; done

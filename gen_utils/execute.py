@@ -17,8 +17,8 @@ from pathlib import Path
 INLINE = "module://matplotlib_inline.backend_inline"
 
 
-def execute(path: Path, timeout: int = 1800, kernel: str = "python3") -> float:
-    """Run every cell of ``path`` and save it; returns the seconds taken."""
+def execute(path: Path, timeout: int = 1800, kernel: str = "python3", out: Path | None = None) -> float:
+    """Run every cell of ``path`` and save it (to ``out`` if given); returns the seconds taken."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -31,7 +31,7 @@ def execute(path: Path, timeout: int = 1800, kernel: str = "python3") -> float:
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
-    nbformat.write(nb, path)
+    nbformat.write(nb, out or path)
     return seconds
 
 
@@ -39,9 +39,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--timeout", type=int, default=1800, help="per-cell limit in seconds")
+    ap.add_argument("--out", type=Path, help="write the executed notebook here (one notebook only)")
     args = ap.parse_args()
+    if args.out and len(args.notebooks) != 1:
+        ap.error("--out takes one notebook")
     for nb in args.notebooks:
-        print(f"{nb}: executed in {execute(nb, args.timeout):.1f} s")
+        print(f"{nb}: executed in {execute(nb, args.timeout, out=args.out):.1f} s")
 
 
 if __name__ == "__main__":

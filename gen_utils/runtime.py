@@ -233,6 +233,8 @@ def finish(**metrics: Any) -> None:
         run_device=device_name(r.device),
         run_seconds=round(r.seconds, 1),
     )
+    if r.device.type == "cuda":  # for `make gpu-check`'s table
+        values["run_gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(r.device) / 2**20)
     _glue_all(values)
     rows = "\n".join(f"| `{k}` | {v} |" for k, v in values.items())
     display(Markdown(f"| result | value |\n|---|---|\n{rows}"))
