@@ -137,3 +137,27 @@ def drawing_cells(nb: dict) -> list[int]:
         if calls & (PLOT_CALLS | drawers) and "plt.close" not in calls:
             found.append(i)
     return found
+
+
+def math_broken_by_list_markers(nb: dict) -> list[tuple[int, str]]:
+    """(cell, line) where inline ``$…$`` math wraps onto a line starting with ``- ``/``+ ``/``* ``.
+
+    Markdown reads such a line as a list item, which cuts the formula in two: the reader sees raw
+    TeX and a bullet. (Move the sign to the end of the line before.)
+    """
+    found = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        open_inline, display = False, False
+        for line in "".join(cell["source"]).split("\n"):
+            stripped = line.strip()
+            if stripped.startswith("$$") or stripped.endswith("$$"):
+                display = not display if stripped.count("$$") == 1 else display
+                continue
+            if display:
+                continue
+            if open_inline and stripped[:2] in ("- ", "+ ", "* "):
+                found.append((i, line))
+            open_inline ^= line.replace("$$", "").count("$") % 2 == 1
+    return found

@@ -20,6 +20,7 @@ from notebook_checks import (
     drawing_cells,
     glued,
     load,
+    math_broken_by_list_markers,
 )
 
 from gen_utils.bootstrap import bootstrap_source
@@ -175,3 +176,9 @@ def test_every_cell_that_draws_has_its_figure(path):
     missing = [i for i in drawing_cells(nb)
                if not any("image/png" in o.get("data", {}) for o in nb["cells"][i].get("outputs", []))]
     assert not missing, f"cells {missing} draw a figure but have no image/png output: re-run `make execute`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_inline_math_is_not_cut_by_a_list_marker(path):
+    broken = math_broken_by_list_markers(load(path))
+    assert not broken, f"inline math wraps onto a list-marker line (renders as raw TeX): {broken}"
