@@ -34,7 +34,7 @@ def bootstrap_source(config: Path = CONFIG) -> str:
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules and importlib.util.find_spec("gen_utils") is None:\n'
-        '    pip = [sys.executable, "-m", "pip", "install", "-q"]\n'
+        '    pip = [sys.executable, "-m", "pip", "install"]  # no -q: pip\'s warnings must reach you\n'
         f'    subprocess.run([*pip, "git+{url}"], check=True)'
     )
 

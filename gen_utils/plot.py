@@ -189,17 +189,21 @@ def loss_curves(history: Mapping[str, Sequence[float]], keys: Sequence[str] = ("
     if ax is None:
         _, ax = plt.subplots()
     steps = np.asarray(history.get("step", []))
+    # Lines after the first train / eval line take the next tab10 colours not already used, so no two
+    # lines share a colour (matplotlib's own cycle would restart at C0, the train blue).
+    used = {COLORS["train"], COLORS["val"]}
+    spare = iter(c for c in map(matplotlib.colors.to_hex, plt.get_cmap("tab10").colors) if c not in used)
     for i, k in enumerate(keys):
         if k not in history:
             raise KeyError(f"history has no {k!r}; it has {sorted(history)}")
         y = _smooth_array(history[k], smooth_window)
         x = steps[len(steps) - len(y):] if len(steps) else np.arange(len(y))
-        ax.plot(x, y, label=labels.get(k, f"{k} (train)"), color=COLORS["train"] if i == 0 else None)
+        ax.plot(x, y, label=labels.get(k, f"{k} (train)"), color=COLORS["train"] if i == 0 else next(spare))
     for i, k in enumerate(eval_keys):
         if k not in history:
             raise KeyError(f"history has no {k!r}; it has {sorted(history)}")
         ax.plot(history["eval_step"], history[k], "o-", label=labels.get(k, k),
-                color=COLORS["val"] if i == 0 else None)
+                color=COLORS["val"] if i == 0 else next(spare))
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     if logy:

@@ -33,7 +33,7 @@ TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
         "ngram_best_val_nats_per_char": {"cpu": ("<=", 1.80), "gpu": ("<=", 1.80)},
     },
     "04_gan": {
-        "dcgan_fid_over_floor": {"gpu": ("<=", 10.0)},  # dcgan_mnist_fid <= 10 x fid_floor_mnist
+        "dcgan_mnist_fid": {"cpu": ("<=", 65.0), "gpu": ("<=", 25.0)},  # FID is squared: report the floor beside it, never divide
         "fid_n": {"cpu": (">=", 10_000), "gpu": (">=", 10_000)},
         "run_seconds": {"cpu": ("<=", 360.0)},
     },
@@ -47,7 +47,7 @@ TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
         "linear_ae_over_pca_mse": {"cpu": ("<=", 1.01), "gpu": ("<=", 1.01)},
     },
     "03_vae": {
-        "vae_test_nll_nats": {"cpu": ("<=", 95.0), "gpu": ("<=", 84.0)},
+        "vae_test_nll_nats": {"cpu": ("<=", 90.0), "gpu": ("<=", 84.0)},  # issue 12: <= 90 on cpu
         "vae_nll_k": {"cpu": (">=", 100), "gpu": (">=", 5000)},
     },
     "07_rnn_language_models": {

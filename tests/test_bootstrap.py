@@ -111,7 +111,7 @@ def test_bootstrap_cell_does_nothing_off_colab_or_when_installed(monkeypatch, co
 def test_bootstrap_cell_pip_installs_on_a_fresh_colab(monkeypatch, tmp_path):
     src = bootstrap.bootstrap_source(write_config(tmp_path, f"repository:\n  url: {URL}\n"))
     calls = _run_cell(monkeypatch, src, colab=True, installed=False)
-    assert calls == [(([sys.executable, "-m", "pip", "install", "-q", f"git+{URL}"],),
+    assert calls == [(([sys.executable, "-m", "pip", "install", f"git+{URL}"],),
                       {"check": True})]
 
 

@@ -16,6 +16,7 @@ from gen_utils.chapters.ch01_generative_modeling import (
     lookup,
     ring_log_prob,
     ring_sample,
+    window_bytes,
     window_ids,
 )
 
@@ -32,6 +33,42 @@ def test_window_ids_pack_each_window_in_base_v():
     ids = np.array([1, 2, 0, 3])
     np.testing.assert_array_equal(window_ids(ids, 2, V=4), [1 * 4 + 2, 2 * 4 + 0, 0 * 4 + 3])
     np.testing.assert_array_equal(window_ids(ids, 1, V=4), ids)
+
+
+def test_window_ids_refuse_windows_that_overflow_int64():
+    ids = np.zeros(20, dtype=np.int64)
+    assert window_ids(ids, 10, V=65).shape == (11,)          # 65**10 < 2**63
+    with pytest.raises(ValueError, match="n <= 10"):
+        window_ids(ids, 11, V=65)                           # 65**11 > 2**63 would wrap around
+
+
+def test_window_bytes_compare_long_windows_exactly():
+    ids = np.array([1, 2, 3, 1, 2, 3, 1, 2, 4])
+    w = window_bytes(ids, 3)
+    assert w.shape == (7,)
+    assert w[0] == w[3] and w[0] != w[6] and w[1] == w[4]
+    long = np.arange(40) % 7
+    assert np.isin(window_bytes(long[5:25], 12), window_bytes(long, 12)).all()
+    assert not np.isin(window_bytes(np.full(12, 6), 12), window_bytes(long, 12)).any()
+    with pytest.raises(ValueError, match="0..255"):
+        window_bytes(np.array([0, 256]), 1)
+
+
+def test_history_table_matches_the_gram_table(text):
+    _, ids, V = text
+    model = NGram(ids, 3, V, k=0.1)
+    hists, inverse = np.unique(model.grams // V, return_inverse=True)
+    np.testing.assert_array_equal(hists, model.hists)
+    np.testing.assert_array_equal(np.bincount(inverse, weights=model.gram_counts), model.hist_counts)
+
+
+def test_next_probs_needs_a_full_history_and_is_uniform_on_unseen_ones_at_k0(text):
+    tok, ids, V = text
+    model = NGram(ids, 3, V, k=0.0)
+    with pytest.raises(ValueError, match="at least n - 1 = 2"):
+        model.next_probs(ids[:1])
+    unseen = tok.encode("qq").numpy()                       # never a history in TEXT
+    np.testing.assert_allclose(model.next_probs(unseen), np.full(V, 1 / V))
 
 
 def test_lookup_returns_counts_and_zero_for_absent_keys():

@@ -51,3 +51,14 @@ def test_gaussian_codes_fit_mean_and_covariance():
     torch.testing.assert_close(samples.mean(0), codes.mean(0), atol=0.05, rtol=0)
     torch.testing.assert_close(torch.cov(samples.T), torch.cov(codes.T), atol=0.1, rtol=0)
     torch.testing.assert_close(ch02.gaussian_codes(codes, 5, seed=3), ch02.gaussian_codes(codes, 5, seed=3))
+
+
+def test_off_data_fraction_counts_samples_far_from_every_training_code():
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(2_000, 2, generator=g)
+    test = torch.randn(500, 2, generator=g)
+    on_data = torch.randn(200, 2, generator=g)
+    far = on_data + 50.0
+    assert ch02.off_data_fraction(on_data, train, test) < 0.05      # about 1 - q for samples like the data
+    assert ch02.off_data_fraction(far, train, test) == 1.0
+    assert ch02.off_data_fraction(torch.cat([on_data, far]), train, test) > 0.45

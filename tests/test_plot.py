@@ -124,6 +124,15 @@ def test_loss_curves_options():
     assert [len(line.get_xdata()) for line in ax.get_lines()] == [5, 5]  # too short to smooth
 
 
+def test_loss_curves_every_line_has_its_own_colour():
+    # catches: lines after the first falling back to matplotlib's C0, the same blue as the train line
+    h = dict(history(), recon=[1.0] * 100, val_kl=[0.3, 0.2])
+    fig = gu.loss_curves(h, keys=("loss", "recon", "kl"), eval_keys=("val_loss", "val_kl"), smooth=1)
+    colours = [matplotlib.colors.to_hex(line.get_color()) for line in fig.axes[0].get_lines()]
+    assert colours[0] == plot.COLORS["train"] and colours[3] == plot.COLORS["val"]
+    assert len(set(colours)) == 5, colours
+
+
 def test_loss_curves_unknown_key():
     with pytest.raises(KeyError, match="'recon'"):
         gu.loss_curves(history(), keys=("recon",))

@@ -15,11 +15,30 @@ import gen_utils as gu
 
 
 def window_ids(ids: np.ndarray, n: int, V: int) -> np.ndarray:
-    """Every length-n window of ids (T,) packed into one base-V number: (T - n + 1,) int64."""
+    """Every length-n window of ids (T,) packed into one base-V number: (T - n + 1,) int64.
+
+    Raises ValueError when V**n does not fit in int64 (the packed numbers would wrap around).
+    """
+    if V**n > np.iinfo(np.int64).max:
+        n_max = next(m for m in range(64) if V ** (m + 1) > np.iinfo(np.int64).max)
+        raise ValueError(f"window_ids: windows of {n} base-{V} digits need V**n = {float(V**n):.2e} "
+                         f"> 2**63 - 1 and would wrap around in int64; use n <= {n_max}, "
+                         "or compare longer windows with window_bytes")
     out = np.zeros(len(ids) - n + 1, dtype=np.int64)
     for j in range(n):
         out = out * V + ids[j : len(ids) - n + 1 + j]
     return out
+
+
+def window_bytes(ids: np.ndarray, w: int) -> np.ndarray:
+    """Every length-w window of ids (T,), each id < 256, as one w-byte string: (T - w + 1,) numpy void.
+
+    Exact for any w (np.unique, np.isin and == compare the bytes), unlike window_ids.
+    """
+    if len(ids) and (ids.min() < 0 or ids.max() > 255):
+        raise ValueError(f"window_bytes needs ids in 0..255 (one byte each), got {ids.min()}..{ids.max()}")
+    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(ids, dtype=np.uint8), w)
+    return np.ascontiguousarray(windows).view(f"V{w}").ravel()
 
 
 def lookup(keys: np.ndarray, table: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -58,12 +77,20 @@ class NGram:
         return float(-np.mean(np.log((n_hc + k) / (n_h + k * self.V))))
 
     def next_probs(self, history: np.ndarray) -> np.ndarray:
-        """p_k(. | h): (V,) probabilities after the last n - 1 ids of `history`."""
+        """p_k(. | h): (V,) probabilities after the last n - 1 ids of `history` (at least n - 1 ids).
+
+        Normalised by sum_c N(h, c); with k = 0 an unseen history gets the uniform distribution (the
+        k -> 0 limit of eq-add-k).
+        """
+        if len(history) < self.n - 1:
+            raise ValueError(f"next_probs needs a history of at least n - 1 = {self.n - 1} ids, "
+                             f"got {len(history)}; use a longer prompt")
         h = 0
         for c in history[len(history) - self.n + 1 :] if self.n > 1 else []:
             h = h * self.V + int(c)
         n_hc = lookup(h * self.V + np.arange(self.V), self.grams, self.gram_counts)
-        return (n_hc + self.k) / (n_hc.sum() + self.k * self.V)
+        total = n_hc.sum() + self.k * self.V
+        return (n_hc + self.k) / total if total > 0 else np.full(self.V, 1.0 / self.V)
 
     def sample(self, tok: gu.CharTokenizer, prompt: str, length: int, rng: np.random.Generator) -> str:
         """The prompt followed by `length` characters drawn one at a time; tok maps text <-> ids."""
@@ -71,6 +98,17 @@ class NGram:
         for _ in range(length):
             ids.append(rng.choice(self.V, p=self.next_probs(np.array(ids))))
         return tok.decode(ids)
+
+
+K_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # add-k constants tried on held-out text
+
+
+def heldout_k(train_ids: np.ndarray, n: int, V: int, start: int = 9) -> float:
+    """The add-k constant of K_GRID with the lowest NLL on the last 10 % of the training text,
+    for an order-n model fitted on the first 90 % (the validation text stays untouched)."""
+    fit_ids, held_ids = np.split(train_ids, [int(0.9 * len(train_ids))])
+    held_nll = [NGram(fit_ids, n, V).nats_per_char(held_ids, start, k) for k in K_GRID]
+    return K_GRID[int(np.argmin(held_nll))]
 
 
 # --- A 2-D density model: a Gaussian mixture fitted by EM --------------------------------------------

@@ -88,3 +88,12 @@ def gaussian_codes(codes: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     fitted = torch.distributions.MultivariateNormal(codes.mean(0), cov)
     torch.manual_seed(seed)
     return fitted.sample((n,))
+
+
+def off_data_fraction(samples: torch.Tensor, train_codes: torch.Tensor, test_codes: torch.Tensor,
+                      q: float = 0.99) -> float:
+    """Share of samples (S, d) farther from every training code (N, d) than the q-quantile of the same
+    distance for real test codes (M, d), i.e. samples in regions no training image maps to (CPU tensors)."""
+    nn_real = torch.cdist(test_codes, train_codes).min(1).values
+    nn_fake = torch.cdist(samples, train_codes).min(1).values
+    return (nn_fake > nn_real.quantile(q)).float().mean().item()

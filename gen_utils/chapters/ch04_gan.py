@@ -22,7 +22,7 @@ def mlp(d_in, d_out, hidden=128):
 TOY_Z = 16  # dimension of the toy generator's noise z
 
 
-# --- Training the toy GAN: mode collapse -------------------------------------------------------------
+# --- Training the toy GAN: non-convergence and mode collapse -----------------------------------------
 
 
 def gan_loss_d(D, real, fake):

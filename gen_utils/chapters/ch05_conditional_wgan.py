@@ -98,7 +98,7 @@ def wgan_gp_loss_d(f, real, fake, gp_weight):
     """L_critic of eq-wgan-gp for a critic f on a real and a fake batch (B, ...), penalty weight lambda.
 
     Returns a dict: "loss_d" (the loss), "w1_est" = E f(real) - E f(fake), the critic's estimate of
-    W1, and the penalty "gp".
+    W1 (biased, see eq-gp-bias), and the penalty "gp".
     """
     w1_est = f(real).mean() - f(fake).mean()
     gp = gradient_penalty(f, real, fake)
