@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -71,7 +72,8 @@ def main() -> None:
             print(f"{nb}: gpu dry run in {seconds:.1f} s (slowest: {cells})", flush=True)
         except Exception as e:  # report every notebook, then fail
             failed.append(nb)
-            print(f"{nb}: FAILED: {type(e).__name__}: {str(e)[-2000:]}", flush=True)
+            last = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()[-1:] or [""]
+            print(f"{nb}: FAILED: {type(e).__name__}: {last[0][:500]}", flush=True)
     sys.exit(1 if failed else 0)
 
 
