@@ -1,7 +1,7 @@
 """Sample-quality metrics for MNIST generators: FID and label accuracy with the shipped classifier.
 
 FID (Heusel et al. 2017) fits a Gaussian to the features of real and of generated images and
-reports the Fréchet (2-Wasserstein) distance between the two Gaussians,
+reports the squared Fréchet (2-Wasserstein) distance between the two Gaussians,
 
     FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r^{1/2} S_g S_r^{1/2})^{1/2}).
 

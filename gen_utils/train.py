@@ -65,11 +65,15 @@ class TrainResult:
             self.history.setdefault(k, []).append(v)
 
 
-def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
-    """The autocast ``choose_precision`` picks for ``device``: bf16 on GPUs with bf16 tensor cores
-    (compute capability >= 8.0), fp16 on older ones (T4, V100), nothing on the CPU (CPU bf16
-    autocast is slower on most laptops)."""
-    return choose_precision(device).autocast()
+def autocast(device: torch.device | str, *, fp16: bool = False) -> contextlib.AbstractContextManager:
+    """Autocast for a hand-written step: bf16 on GPUs with bf16 tensor cores (compute capability
+    >= 8.0), nothing on the CPU (CPU bf16 autocast is slower on most laptops) and, unless
+    ``fp16=True``, nothing on older GPUs (T4, V100) either: fp16 gradients need loss scaling, which
+    ``gu.train`` does with its own optimizer and a step that calls ``backward`` itself does not."""
+    precision = choose_precision(device)
+    if precision.dtype == torch.float16 and not fp16:
+        return contextlib.nullcontext()
+    return precision.autocast()
 
 
 def forever(batches: Iterable) -> Forever:

@@ -90,3 +90,18 @@ def test_grad_scaler_skips_an_overflowing_step_instead_of_stopping():
     res = gu.train(step, steps=3, optimizer=opt, model=model, precision=fp16)
     assert res.steps == 3 and res.stop_reason == "done"
     assert not torch.equal(model.weight, before["weight"])  # the later steps did update
+
+
+def test_autocast_for_hand_written_steps_avoids_unscaled_fp16(monkeypatch):
+    # catches a GAN step (its own backward, no GradScaler) silently running fp16 on a T4
+    import sys
+
+    train_mod = sys.modules["gen_utils.train"]  # the module (gu.train is the function)
+
+    t4 = gu.Precision("cuda", torch.float16, True, True, "faked T4")
+    monkeypatch.setattr(train_mod, "choose_precision", lambda device: t4)
+    assert not isinstance(gu.autocast("cuda"), torch.autocast)
+    assert isinstance(gu.autocast("cuda", fp16=True), torch.autocast)
+    a100 = gu.Precision("cuda", torch.bfloat16, False, True, "faked A100")
+    monkeypatch.setattr(train_mod, "choose_precision", lambda device: a100)
+    assert isinstance(gu.autocast("cuda"), torch.autocast)
