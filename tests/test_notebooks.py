@@ -182,3 +182,12 @@ def test_every_cell_that_draws_has_its_figure(path):
 def test_inline_math_is_not_cut_by_a_list_marker(path):
     broken = math_broken_by_list_markers(load(path))
     assert not broken, f"inline math wraps onto a list-marker line (renders as raw TeX): {broken}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_each_glue_key_is_recorded_once(path):
+    # catches the same name glued twice (gu.glue and gu.finish): myst-nb warns, and the -W build fails
+    names = [o["metadata"]["scrapbook"]["name"] for c in code_cells(load(path)) for o in c.get("outputs", [])
+             if "scrapbook" in o.get("metadata", {})]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"glued more than once: {twice}"
