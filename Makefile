@@ -83,9 +83,9 @@ execute: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python scripts/gpu_check.py --jobs 3
 
-# Every chapter in the gpu profile as a dry run on this machine (what `make test` runs).
+# Every chapter in the gpu profile as a dry run on this machine, each in <= 120 s (tests/test_dry_run.py).
 dry-run: $(STAMP)
-	$(BIN)/python -m gen_utils.dry_run $(NOTEBOOKS)
+	GEN_UTILS_TEST_DRY_RUN=1 $(BIN)/python -m pytest tests/test_dry_run.py -q
 
 execute-all: $(STAMP)
 	for nb in $(NOTEBOOKS); do $(MAKE) execute NB=$$nb PROFILE=$(PROFILE) || exit 1; done
