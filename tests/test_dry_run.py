@@ -15,8 +15,8 @@ from gen_utils.dry_run import dry_run
 
 DRY_RUN_SECONDS = 120.0
 
-# Opt-in for now (`make dry-run` sets it): in one CI run on a loaded machine the 01 and 02 dry runs
-# failed where they pass alone in 15-36 s; until that is understood they are not part of `make test`.
+# Opt-in for now (`make dry-run` sets it): in a CI run on a loaded machine 03 (its KL check cell at the
+# gpu decoder width) and 04 (157 s) missed the limit; their dry_run settings need cutting first.
 pytestmark = pytest.mark.skipif(not os.environ.get("GEN_UTILS_TEST_DRY_RUN"),
                                 reason="gpu dry run: run `make dry-run` (GEN_UTILS_TEST_DRY_RUN=1)")
 
