@@ -10,9 +10,13 @@ import torch
 
 import gen_utils as gu
 from gen_utils.chapters.ch01_generative_modeling import (
+    K_GRID,
+    RING,
     NGram,
     fit_gmm,
     gmm_log_prob,
+    heldout_k,
+    heldout_nll,
     lookup,
     ring_log_prob,
     ring_sample,
@@ -143,3 +147,21 @@ def test_fit_gmm_finds_the_ring():
     true_nll = -ring_log_prob(x_test).mean().item()
     assert 0 <= test_nll - true_nll < 0.3                   # the KL to the truth is small
     assert train_ll == pytest.approx(-1.6788136637, abs=1e-6)
+
+
+def test_heldout_nll_scores_the_last_tenth_and_heldout_k_minimises_it(text):
+    _, ids, V = text
+    ids = np.tile(ids, 5)
+    fit, held = ids[: int(0.9 * len(ids))], ids[int(0.9 * len(ids)) :]
+    assert heldout_nll(ids, 3, V, 0.1, 2) == NGram(fit, 3, V).nats_per_char(held, 2, 0.1)
+    k = heldout_k(ids, 3, V, 2)
+    assert heldout_nll(ids, 3, V, k, 2) == min(heldout_nll(ids, 3, V, kk, 2) for kk in K_GRID)
+
+
+def test_the_ring_is_chapter_04s_ring_with_wider_modes():
+    assert (RING.n_modes, RING.radius, RING.std) == (8, 2.0, 0.2)
+    g = torch.Generator().manual_seed(0)
+    x = ring_sample(4_000, g)
+    assert RING.coverage(x)[0] == 8                          # every mode gets its share
+    assert abs((x - RING.centres().double()[RING.centres().double().sub(x[:, None]).norm(dim=2).argmin(1)])
+               .std().item() - 0.2) < 0.01                    # spread around the nearest centre: std 0.2

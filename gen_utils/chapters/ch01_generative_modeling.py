@@ -111,22 +111,30 @@ def heldout_k(train_ids: np.ndarray, n: int, V: int, start: int = 9) -> float:
     return K_GRID[int(np.argmin(held_nll))]
 
 
+def heldout_nll(train_ids: np.ndarray, n: int, V: int, k: float, start: int = 9) -> float:
+    """NLL (nats/char) of the last 10 % of the training text under the order-n add-k model fitted on the
+    first 90 %: the same slices as heldout_k. Its minimum over n chooses the order."""
+    fit_ids, held_ids = np.split(train_ids, [int(0.9 * len(train_ids))])
+    return NGram(fit_ids, n, V).nats_per_char(held_ids, start, k)
+
+
 # --- A 2-D density model: a Gaussian mixture fitted by EM --------------------------------------------
 
 
-def ring_sample(n: int, g: torch.Generator, modes: int = 8, radius: float = 2.0, std: float = 0.2):
-    """n points (n, 2) float64 from a ring of `modes` Gaussians (equal weights) of the given std."""
-    angle = 2 * math.pi * torch.randint(modes, (n,), generator=g) / modes
-    centres = radius * torch.stack([angle.cos(), angle.sin()], 1)
-    return (centres + std * torch.randn(n, 2, generator=g, dtype=torch.float64)).double()
+RING = gu.Ring(std=0.2)  # chapter 04's ring (8 modes, radius 2), modes 4x wider than its std 0.05
 
 
-def ring_log_prob(x: torch.Tensor, modes: int = 8, radius: float = 2.0, std: float = 0.2):
-    """Exact log-density of the ring of ring_sample at points x (N, 2) float64: (N,) nats."""
-    angles = 2 * math.pi * torch.arange(modes, dtype=torch.float64) / modes
-    centres = radius * torch.stack([angles.cos(), angles.sin()], 1)
-    comp = torch.distributions.MultivariateNormal(centres, std**2 * torch.eye(2, dtype=torch.float64))
-    return torch.logsumexp(comp.log_prob(x[:, None, :]), 1) - math.log(modes)
+def ring_sample(n: int, g: torch.Generator, ring: gu.Ring = RING) -> torch.Tensor:
+    """n points (n, 2) float64 from the ring: a uniformly chosen mode plus N(0, std^2 I) noise."""
+    modes = torch.randint(ring.n_modes, (n,), generator=g)
+    return ring.centres()[modes] + ring.std * torch.randn(n, 2, generator=g, dtype=torch.float64)
+
+
+def ring_log_prob(x: torch.Tensor, ring: gu.Ring = RING) -> torch.Tensor:
+    """Exact log-density of the ring at points x (N, 2) float64: (N,) nats."""
+    cov = ring.std**2 * torch.eye(2, dtype=torch.float64)
+    comp = torch.distributions.MultivariateNormal(ring.centres().double(), cov)
+    return torch.logsumexp(comp.log_prob(x[:, None, :]), 1) - math.log(ring.n_modes)
 
 
 def gmm_log_prob(x, pi, mu, cov):
