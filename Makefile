@@ -85,7 +85,7 @@ gpu-check: $(STAMP)
 
 # Every chapter in the gpu profile as a dry run on this machine, each in <= 120 s (tests/test_dry_run.py).
 dry-run: $(STAMP)
-	GEN_UTILS_TEST_DRY_RUN=1 $(BIN)/python -m pytest tests/test_dry_run.py -q
+	$(BIN)/python -m pytest tests/test_dry_run.py -q --durations=0
 
 execute-all: $(STAMP)
 	for nb in $(NOTEBOOKS); do $(MAKE) execute NB=$$nb PROFILE=$(PROFILE) || exit 1; done
