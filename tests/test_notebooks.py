@@ -83,6 +83,18 @@ def test_skeleton(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_check_cells_draw_nothing(path):
+    # catches: a check cell that also draws; make test runs with MPLBACKEND=Agg, so a figure the committed
+    # output holds is missing there and nbval fails the cell ("Missing output fields ... text/plain")
+    drawn = [
+        i for i, c in enumerate(code_cells(load(path)), 1)
+        if "# NBVAL_CHECK_OUTPUT" in "".join(c["source"])
+        and any(o["output_type"] in ("display_data", "execute_result") for o in c.get("outputs", []))
+    ]
+    assert not drawn, f"code cells {drawn} check output and also display something: split the figure off"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_banner(path):
     cells = code_cells(load(path))
     setup = next(c for c in cells if "gu.setup(" in "".join(c["source"]))
