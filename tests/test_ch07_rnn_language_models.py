@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
+from gen_utils.chapters.ch01_generative_modeling import NGram
 from gen_utils.chapters.ch07_rnn_language_models import (
     CharLM,
     GRUCell,
     LSTMCell,
+    NGramLM,
     RNNCell,
     chunks,
     detach,
-    exposure_bias,
+    greedy_agreement,
+    kl_by_offset,
     next_char_probs,
     rnn_nats_per_char,
+    rollout,
     streams,
     unroll,
 )
@@ -126,11 +131,55 @@ def test_untrained_nll_is_near_log_vocab_and_regression():
     torch.testing.assert_close(nll, 2.4422809201843885, rtol=1e-5, atol=0)
 
 
-def test_exposure_bias_shapes():
+def test_top_p_keeps_the_smallest_nucleus():
+    z = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    p = next_char_probs(z, 1.0, top_p=0.8)           # 0.5 + 0.3 reaches 0.8: two characters
+    torch.testing.assert_close(p, torch.tensor([0.625, 0.375, 0.0, 0.0]))
+    p = next_char_probs(z, 1.0, top_p=0.81)          # one more is needed
+    assert (p > 0).sum() == 3
+    assert (next_char_probs(z, 1.0, top_p=0.1) > 0).sum() == 1   # the arg-max is always kept
+
+
+def test_ngram_lm_matches_chapter01_and_carries_its_state():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, 400)
+    table, counted = NGramLM(ids, 3, 5, 0.1), NGram(ids, 3, 5, 0.1)
+    x = torch.from_numpy(ids[:30])
+    logp, _ = table(x[None])
+    for t in range(2, 30):
+        np.testing.assert_allclose(logp[0, t].exp().numpy(), counted.next_probs(ids[: t + 1]), atol=1e-6)
+    first, state = table(x[None, :11])
+    second, _ = table(x[None, 11:], state)
+    assert torch.equal(torch.cat([first, second], 1), logp)
+    assert state.tolist() == [ids[9:11].tolist()]    # the last n - 1 ids
+
+
+def test_rollout_greedy_and_seeded():
+    torch.manual_seed(0)
+    model = CharLM("lstm", vocab=11, emb=4, hidden=6)
+    ctx = torch.randint(0, 11, (3, 5), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(rollout(model, ctx, 7), rollout(model, ctx, 7))
+    a = rollout(model, ctx, 7, torch.Generator().manual_seed(2))
+    assert a.shape == (3, 7) and torch.equal(a, rollout(model, ctx, 7, torch.Generator().manual_seed(2)))
+    assert model.training
+
+
+def test_kl_by_offset_is_zero_for_the_teacher_itself_and_positive_otherwise():
+    rng = np.random.default_rng(0)
+    teacher = NGramLM(rng.integers(0, 11, 500), 2, 11, 0.1)
+    ctx = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(1))
+    written = torch.randint(0, 11, (4, 5), generator=torch.Generator().manual_seed(2))
+    np.testing.assert_allclose(kl_by_offset(teacher, teacher, ctx, written), np.zeros(5), atol=1e-6)
+    torch.manual_seed(0)
+    kl = kl_by_offset(teacher, CharLM("rnn", vocab=11, emb=4, hidden=6), ctx, written)
+    assert kl.shape == (5,) and (kl > 0).all()
+
+
+def test_greedy_agreement_shapes():
     torch.manual_seed(0)
     model = CharLM("rnn", vocab=11, emb=4, hidden=6)
-    ids = torch.randint(0, 11, (300,), generator=torch.Generator().manual_seed(1))
-    forced, free, own, truth, ctx = exposure_bias(model, ids, n=8, context=20, horizon=5)
-    assert forced.shape == free.shape == (5,)
-    assert own.shape == truth.shape == (3, 5) and ctx.shape == (3, 20)
+    ctx = torch.randint(0, 11, (8, 20), generator=torch.Generator().manual_seed(1))
+    truth = torch.randint(0, 11, (8, 5), generator=torch.Generator().manual_seed(2))
+    forced, free, own = greedy_agreement(model, ctx, truth)
+    assert forced.shape == free.shape == (5,) and own.shape == (8, 5)
     assert forced[0] == free[0]                      # the first prediction is the same in both
