@@ -65,8 +65,12 @@ def load_translation_data(min_freq: int, n_train: int | None = None, n_test: int
 def detokenize(tokens: list[str]) -> str:
     """Lower-cased word tokens → plain text for sacreBLEU: join with spaces, re-attach
     punctuation, capitalise the first letter. ``["a", "dog", "(", "brown", ")", "."]`` →
-    ``"A dog (brown)."``"""
-    text = re.sub(r" ([.,!?;:)])", r"\1", " ".join(tokens))
+    ``"A dog (brown)."``
+
+    ``<unk>`` becomes ``UNK``: sacreBLEU's 13a tokeniser would split ``<unk>`` into ``< unk >``, three
+    unmatched tokens where the tokenised BLEU counts one; ``UNK`` stays one token that matches no reference
+    word, so both scores charge an unknown word the same."""
+    text = re.sub(r" ([.,!?;:)])", r"\1", " ".join("UNK" if t == "<unk>" else t for t in tokens))
     text = re.sub(r"\( ", "(", text)
     return text[:1].upper() + text[1:]
 

@@ -13,6 +13,15 @@ def test_detokenize_reattaches_punctuation_and_capitalises():
     assert gu.detokenize([]) == ""
 
 
+def test_detokenize_unk_costs_one_token_in_sacrebleu_as_in_tokenised_bleu():
+    # catches: "<unk>" reaching sacreBLEU, whose 13a tokeniser splits it into three unmatched tokens
+    hyp, ref = ["a", "<unk>", "runs", "."], ["a", "dog", "runs", "."]
+    assert gu.detokenize(hyp) == "A UNK runs."
+    sacre = gu.corpus_bleu([gu.detokenize(hyp)], [gu.detokenize(ref)])[0]
+    assert abs(sacre - gu.lowercase_bleu([hyp], [ref])) < 1e-9
+    assert sacre > gu.corpus_bleu(["A <unk> runs."], [gu.detokenize(ref)])[0]
+
+
 def test_lowercase_bleu_is_100_on_the_references_and_ignores_case():
     refs = [["a", "man", "is", "riding", "a", "horse", "."],
             ["two", "dogs", "play", "in", "the", "snow", "."]]
