@@ -73,6 +73,29 @@ def test_cached_greedy_decoding_equals_recomputing_the_prefix():
     assert cached == recomputed
 
 
+def test_cached_log_probs_equal_recomputing_and_the_source_is_projected_once():
+    # catches a cache that misplaces a position, and cross-attention keys/values projected at every step
+    model = tiny()
+    calls = []
+    hooks = [layer.cross_attn.kv.register_forward_hook(lambda *_: calls.append(1)) for layer in model.decoder]
+    prefix = torch.tensor([[1, 14, 15, 16, 17, 18], [1, 17, 18, 19, 20, 21]])
+    with torch.no_grad():
+        memory, src_mask = model.encode(gu.pad_sequences(SRC))
+        for cache_source, projections in ((True, 1), (False, prefix.shape[1])):
+            step, caches = transformer_step_fn(model, memory, src_mask, cache_source), new_caches(model)
+            calls.clear()
+            for t in range(1, prefix.shape[1] + 1):
+                cached, caches = step(prefix[:, :t], caches)
+                n = len(calls)
+                recomputed, _ = step(prefix[:, :t], None)
+                del calls[n:]
+                torch.testing.assert_close(cached, recomputed, rtol=0, atol=1e-10)
+            assert len(calls) == projections * len(model.decoder)
+            assert len(caches[0]) == prefix.shape[1]
+    for hook in hooks:
+        hook.remove()
+
+
 def test_warmup_then_inverse_sqrt():
     assert warmup_inverse_sqrt(0, 10) == 0.1
     assert warmup_inverse_sqrt(9, 10) == 1.0

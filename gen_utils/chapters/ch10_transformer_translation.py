@@ -8,9 +8,16 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import gen_utils as gu
-from gen_utils.chapters.ch09_transformer_gpt import KVCache, MultiHeadAttention, sinusoidal_positions
+from gen_utils.chapters.ch09_transformer_gpt import (
+    KVCache,
+    MultiHeadAttention,
+    check_mask,
+    dot_product_attention,
+    sinusoidal_positions,
+)
 
 # --- The encoder–decoder Transformer -----------------------------------------------------------------
 
@@ -38,24 +45,74 @@ class EncoderLayer(nn.Module):
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
+class CrossAttention(MultiHeadAttention):
+    """Chapter 09's MultiHeadAttention with the source's keys and values projected separately.
+
+    project(memory H (B, S, d)) -> (k, v), each (B, heads, S, d_h): H W^K and H W^V, split into heads.
+    forward(y (B, T, d), kv from project, mask (B, 1, 1, S) or None, return_attention) -> (B, T, d),
+    with return_attention=True also the weights (B, heads, T, S): what MultiHeadAttention computes
+    for (y, context=H, mask=mask), without projecting H again.
+    """
+
+    def project(self, memory):
+        return tuple(self.split_heads(t) for t in self.kv(memory).chunk(2, dim=-1))
+
+    def forward(self, y, kv, mask=None, return_attention: bool = False):
+        (B, T, _), (k, v) = y.shape, kv
+        q = self.split_heads(self.q(y))
+        if mask is not None:
+            check_mask(mask, T, k.shape[-2])
+        p = self.dropout if self.training else 0.0
+        if return_attention:
+            out, weights = dot_product_attention(q, k, v, mask)          # eq-gpt-attention, written out
+            if p > 0:
+                out = F.dropout(weights, p) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        out = self.out(out.transpose(1, 2).reshape(B, T, -1))           # concatenate the heads, then W^O
+        return (out, weights) if return_attention else out
+
+
+class DecoderCache:
+    """What one decoder layer keeps between decoding steps.
+
+    self_attn: chapter 09's KVCache of the target prefix, one position longer after every step;
+    cross_kv: the cross-attention keys and values of the source, projected at the first step and then
+    reused, since the source does not change while its translation is written. len() = positions cached.
+    """
+
+    def __init__(self):
+        self.self_attn, self.cross_kv = KVCache(), None
+
+    def __len__(self):
+        return len(self.self_attn)
+
+
 class DecoderLayer(nn.Module):
     """eq-tmt-decoder: causal self-attention, cross-attention to the encoder's states, feed-forward.
 
-    forward(y (B, T, d), memory H (B, S, d), src_mask (B, 1, 1, S) or None, cache: a KVCache holding the
-    earlier positions' self-attention keys/values, or None) -> (B, T, d); with return_attention=True
-    also the cross-attention weights (B, heads, T, S).
+    forward(y (B, T, d), memory H (B, S, d), src_mask (B, 1, 1, S) or None, cache: a DecoderCache
+    holding the earlier positions' self-attention keys/values and the source's cross-attention
+    keys/values, or None) -> (B, T, d); with return_attention=True also the cross-attention weights
+    (B, heads, T, S).
     """
 
     def __init__(self, d: int, heads: int, ffn: int, dropout: float):
         super().__init__()
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.self_attn, self.cross_attn = MultiHeadAttention(d, heads), MultiHeadAttention(d, heads)
+        self.self_attn, self.cross_attn = MultiHeadAttention(d, heads), CrossAttention(d, heads)
         self.ffn, self.drop = feed_forward(d, ffn), nn.Dropout(dropout)
 
-    def forward(self, y, memory, src_mask, cache: KVCache | None = None, return_attention: bool = False):
-        y = y + self.drop(self.self_attn(self.norm1(y), causal=True, cache=cache))
-        cross = self.cross_attn(self.norm2(y), context=memory, mask=src_mask,
-                                return_attention=return_attention)
+    def forward(self, y, memory, src_mask, cache: DecoderCache | None = None, return_attention: bool = False):
+        y = y + self.drop(self.self_attn(self.norm1(y), causal=True,
+                                         cache=None if cache is None else cache.self_attn))
+        if cache is None:                                   # all positions at once: one projection anyway
+            kv = self.cross_attn.project(memory)
+        else:                                               # word by word: project the source once
+            if cache.cross_kv is None:
+                cache.cross_kv = self.cross_attn.project(memory)
+            kv = cache.cross_kv
+        cross = self.cross_attn(self.norm2(y), kv, mask=src_mask, return_attention=return_attention)
         cross, weights = cross if return_attention else (cross, None)
         y = y + self.drop(cross)
         y = y + self.drop(self.ffn(self.norm3(y)))
@@ -99,9 +156,9 @@ class Transformer(nn.Module):
     def decode(self, tgt_in, memory, src_mask, caches: list | None = None, return_attention: bool = False):
         """tgt_in (B, T) = <bos> y_1 ... -> logits (B, T, V) for y_1 ... y_T.
 
-        With caches (one KVCache per layer, as in chapter 09's sampler) tgt_in holds only the newest
-        positions and the rest is cached. With return_attention=True also a list of every layer's
-        cross-attention weights (B, heads, T, S).
+        With caches (one DecoderCache per layer) tgt_in holds only the newest positions and the rest,
+        and the source's keys and values, are cached. With return_attention=True also a list of every
+        layer's cross-attention weights (B, heads, T, S).
         """
         start = len(caches[0]) if caches else 0
         y = self.embed(self.tgt_emb, tgt_in, start)
@@ -131,19 +188,24 @@ def warmup_inverse_sqrt(step: int, warmup: int) -> float:
 # --- Greedy decoding and BLEU ------------------------------------------------------------------------
 
 
-def transformer_step_fn(model: Transformer, memory, src_mask):
+def transformer_step_fn(model: Transformer, memory, src_mask, cache_source: bool = True):
     """The step of gu.greedy_search: (prefix (K, t), state) -> (log p(next word) (K, V), state).
 
     memory (K, S, d) and src_mask (K, 1, 1, S) come from model.encode. state: None (re-read the whole
-    prefix) or a list of KVCache, one per decoder layer (feed only the newest word).
+    prefix, and project the source again, at every step) or a list of DecoderCache, one per decoder
+    layer (feed only the newest word). cache_source=False forgets the source's cached keys and values
+    before every step: the self-attention cache alone, for measuring what each cache saves.
     """
     def step(prefix, caches):
+        if caches is not None and not cache_source:
+            for cache in caches:
+                cache.cross_kv = None
         new = prefix if caches is None else prefix[:, -1:]
         logits = model.decode(new, memory, src_mask, caches=caches)[:, -1]
         return torch.log_softmax(logits.float(), -1), caches
     return step
 
 
-def new_caches(model: Transformer) -> list[KVCache]:
-    """One empty KVCache per decoder layer."""
-    return [KVCache() for _ in model.decoder]
+def new_caches(model: Transformer) -> list[DecoderCache]:
+    """One empty DecoderCache per decoder layer."""
+    return [DecoderCache() for _ in model.decoder]
