@@ -9,6 +9,7 @@ import torch
 from gen_utils.chapters.ch09_transformer_gpt import (
     GPT,
     KVCache,
+    adamw,
     generate_text,
     lm_loss,
     nats_per_char,
@@ -24,9 +25,28 @@ def tiny_gpt(seed: int = 0, **kwargs) -> GPT:
 def test_forward_shape_and_parameter_count():
     model = tiny_gpt()
     assert model(torch.zeros(3, 5, dtype=torch.long)).shape == (3, 5, 11)
-    # embeddings 11*16 + 8*16, per block 2 LayerNorms, q + kv + out (4 * (16*16 + 16)), MLP, then ln_f, head
+    # embeddings 11*16 + 8*16, per block 2 LayerNorms, q + kv + out (4 * (16*16 + 16)), MLP, then ln_f;
+    # the head adds nothing: it is the token table (weight tying)
     per_block = 2 * 32 + 4 * (16 * 16 + 16) + (16 * 64 + 64) + (64 * 16 + 16)
-    assert sum(p.numel() for p in model.parameters()) == 11 * 16 + 8 * 16 + 2 * per_block + 32 + 16 * 11
+    assert sum(p.numel() for p in model.parameters()) == 11 * 16 + 8 * 16 + 2 * per_block + 32
+    assert model.head.weight is model.tok.weight
+
+
+def test_tied_head_gets_the_gradient_of_both_uses():
+    # catches a copy instead of a tie: the table must learn from the output layer too
+    model = tiny_gpt()
+    x = torch.tensor([[1, 2, 3]])
+    model(x)[0, -1, 7].backward()                         # character 7 appears only as an output
+    assert model.tok.weight.grad[7].abs().sum() > 0
+
+
+def test_adamw_decays_matrices_only():
+    model = tiny_gpt()
+    decayed, plain = adamw(model, 1e-3).param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    assert any(p is model.blocks[0].ln1.weight for p in plain["params"])  # LayerNorm gains are not decayed
 
 
 def test_gpt2_init_scales_the_residual_projections():
@@ -95,8 +115,9 @@ def test_tiny_gpt_logits_regression():
     idx = torch.tensor([[0, 1, 2, 3, 4, 5], [3, 1, 4, 1, 5, 9]])
     with torch.no_grad():
         out = model(idx)
-    # recorded with torch.manual_seed(0) on CPU; a change means the model or its initialisation changed
-    expected = torch.tensor([0.16221581, -0.01064984, -0.02432172, -0.02690566])
+    # recorded with torch.manual_seed(0) on CPU (tied head); a change means the model or its
+    # initialisation changed
+    expected = torch.tensor([-0.06102588, -0.07298751, -0.00609459, -0.02562533])
     torch.testing.assert_close(out[0, -1, :4], expected)
-    torch.testing.assert_close(out[1, :2, 0], torch.tensor([-0.15204792, -0.07231166]))
-    torch.testing.assert_close(out.sum(), torch.tensor(-0.32290268), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[1, :2, 0], torch.tensor([0.01305507, 0.03895881]))
+    torch.testing.assert_close(out.sum(), torch.tensor(1.23941636), atol=1e-5, rtol=0)

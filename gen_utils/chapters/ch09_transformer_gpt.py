@@ -125,11 +125,20 @@ class MultiHeadAttention(nn.Module):
         if mask is not None and mask.dim() != 4:               # (B or 1, H or 1, Tq or 1, Tk) only
             raise ValueError(f"MultiHeadAttention takes 4-D masks (B or 1, H or 1, Tq or 1, Tk), got shape "
                              f"{tuple(mask.shape)}; a key-padding mask (B, Tk) is mask[:, None, None, :]")
-        if mask is not None:
-            check_mask(mask, Tq, k.shape[-2])
         if causal and Tq > 1:                                  # one new query is the last position: sees all
             cm = causal_mask(Tq, k.shape[-2], device=x.device)
             mask = cm if mask is None else mask & cm
+        return self.attend(q, k, v, mask, return_attention)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+               return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The heads' attention and W^O, from projected q (B, H, Tq, d_h), k, v (B, H, Tk, d_h).
+
+        mask: bool, broadcastable to (B, H, Tq, Tk), True = may attend. Returns (B, Tq, d_model), and
+        with return_attention=True also the weights (B, H, Tq, Tk).
+        """
+        if mask is not None:
+            check_mask(mask, q.shape[-2], k.shape[-2])
         p = self.dropout if self.training else 0.0
         if return_attention:
             y, weights = dot_product_attention(q, k, v, mask)  # eq-gpt-attention, head by head
@@ -137,6 +146,7 @@ class MultiHeadAttention(nn.Module):
                 y = F.dropout(weights, p) @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        B, _, Tq, _ = q.shape
         y = self.out(y.transpose(1, 2).reshape(B, Tq, -1))    # concatenate the heads, then W^O
         return (y, weights) if return_attention else y
 
@@ -180,6 +190,8 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """Token + learned position embeddings -> n_layer blocks -> LayerNorm -> logits of the next character.
 
+    The output layer shares its (vocab, d_model) weight with the token embedding (weight tying).
+
     forward(idx (B, T) ids, caches: one KVCache per block, or None) -> logits (B, T, vocab). With
     caches, idx holds the positions that follow the cached ones (at most block positions in all).
     """
@@ -194,6 +206,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(d_model, n_head, dropout, causal) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab, bias=False)
+        self.head.weight = self.tok.weight                  # weight tying: the output layer is the table
         for name, p in self.named_parameters():             # GPT-2's initialisation
             if p.dim() == 2:
                 # the two projections that write into the residual stream are scaled down by sqrt(2 L)
@@ -219,6 +232,18 @@ def lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch
     x, y = batch
     logits = model(x)
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def adamw(model: nn.Module, lr: float, weight_decay: float = 0.1) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices (and embedding tables) only, as in nanoGPT.
+
+    Biases and LayerNorm gains (the 1-D parameters) are not decayed: shrinking them toward 0 is no
+    prior anyone holds. betas = (0.9, 0.99), nanoGPT's for small character models.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
 
 
 @torch.no_grad()
@@ -262,6 +287,7 @@ def generate_text(model: GPT, prompt: torch.Tensor, n_new: int, temperature: flo
     Without it each step recomputes the whole prefix, cropped to the last block characters.
     generator: a CPU torch.Generator for the draws.
     """
+    was_training = model.training
     model.eval()
     idx = prompt
     caches = [KVCache() for _ in model.blocks] if use_cache else None
@@ -277,5 +303,5 @@ def generate_text(model: GPT, prompt: torch.Tensor, n_new: int, temperature: flo
         else:                                                          # learned positions end here: restart
             caches = [KVCache() for _ in model.blocks]
             logits = model(idx[:, -(model.block // 2) :], caches)[:, -1]
-    model.train()
+    model.train(was_training)
     return idx

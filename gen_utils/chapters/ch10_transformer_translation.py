@@ -8,14 +8,11 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 import gen_utils as gu
 from gen_utils.chapters.ch09_transformer_gpt import (
     KVCache,
     MultiHeadAttention,
-    check_mask,
-    dot_product_attention,
     sinusoidal_positions,
 )
 
@@ -58,19 +55,7 @@ class CrossAttention(MultiHeadAttention):
         return tuple(self.split_heads(t) for t in self.kv(memory).chunk(2, dim=-1))
 
     def forward(self, y, kv, mask=None, return_attention: bool = False):
-        (B, T, _), (k, v) = y.shape, kv
-        q = self.split_heads(self.q(y))
-        if mask is not None:
-            check_mask(mask, T, k.shape[-2])
-        p = self.dropout if self.training else 0.0
-        if return_attention:
-            out, weights = dot_product_attention(q, k, v, mask)          # eq-gpt-attention, written out
-            if p > 0:
-                out = F.dropout(weights, p) @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        out = self.out(out.transpose(1, 2).reshape(B, T, -1))           # concatenate the heads, then W^O
-        return (out, weights) if return_attention else out
+        return self.attend(self.split_heads(self.q(y)), *kv, mask, return_attention)
 
 
 class DecoderCache:
