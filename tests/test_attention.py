@@ -135,3 +135,12 @@ def test_a_two_dimensional_padding_mask_is_refused_even_when_batch_equals_querie
         dot_product_attention(x, x, x, torch.ones(3, dtype=torch.bool))
     with pytest.raises(TypeError, match="bool"):
         dot_product_attention(x, x, x, torch.ones(3, 3))
+
+
+def test_a_misshaped_mask_is_refused_before_the_causal_mask_is_merged():
+    # catches a caller's mask that broadcasting would reject with a bare error (or, with a matching
+    # size, silently apply along the wrong axis) once it is combined with the causal mask
+    attn = MultiHeadAttention(16, 2)
+    x = torch.randn(3, 5, 16)
+    with pytest.raises(ValueError, match="does not end in"):
+        attn(x, mask=torch.ones(3, 1, 4, 5, dtype=torch.bool), causal=True)

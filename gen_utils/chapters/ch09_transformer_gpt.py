@@ -125,6 +125,8 @@ class MultiHeadAttention(nn.Module):
         if mask is not None and mask.dim() != 4:               # (B or 1, H or 1, Tq or 1, Tk) only
             raise ValueError(f"MultiHeadAttention takes 4-D masks (B or 1, H or 1, Tq or 1, Tk), got shape "
                              f"{tuple(mask.shape)}; a key-padding mask (B, Tk) is mask[:, None, None, :]")
+        if mask is not None:                                   # the caller's mask, before the causal one
+            check_mask(mask, Tq, k.shape[-2])
         if causal and Tq > 1:                                  # one new query is the last position: sees all
             cm = causal_mask(Tq, k.shape[-2], device=x.device)
             mask = cm if mask is None else mask & cm
