@@ -53,6 +53,15 @@ def test_gaussian_codes_fit_mean_and_covariance():
     torch.testing.assert_close(ch02.gaussian_codes(codes, 5, seed=3), ch02.gaussian_codes(codes, 5, seed=3))
 
 
+def test_gaussian_codes_leave_the_global_random_stream_alone():
+    codes = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    ch02.gaussian_codes(codes, 10, seed=0)
+    torch.testing.assert_close(torch.rand(4), expected)   # a reseeding sampler would change this draw
+
+
 def test_off_data_fraction_counts_samples_far_from_every_training_code():
     g = torch.Generator().manual_seed(0)
     train = torch.randn(2_000, 2, generator=g)

@@ -55,3 +55,24 @@ def test_coverage_counts_collapsed_and_off_ring_samples():
 def test_coverage_rejects_other_shapes():
     with pytest.raises(ValueError, match=r"\(N >= 1, 2\)"):
         gu.Ring().coverage(torch.zeros(10, 3))
+
+
+def test_mode_shares_split_the_high_quality_share_by_mode():
+    ring = gu.Ring()
+    x = torch.cat([ring.centres()[:1].repeat(600, 1), ring.centres()[5:6].repeat(300, 1), torch.zeros(100, 2)])
+    shares = ring.mode_shares(x)
+    expected = torch.zeros(8)
+    expected[0], expected[5] = 0.6, 0.3   # the 100 points at the origin are near no mode
+    assert torch.allclose(shares, expected)
+    assert shares.sum().item() == pytest.approx(ring.coverage(x)[1])
+
+
+def test_an_even_circle_covers_every_mode_without_learning_them():
+    # points spread evenly over the circle: each mode's 3-std window is an arc of 2 asin(1.5 std / r)
+    # radians, so each mode gets that over 2 pi, above the 1 % that counts as covered
+    ring = gu.Ring()
+    angle = torch.arange(8_000) * (2 * math.pi / 8_000)
+    circle = ring.radius * torch.stack([angle.cos(), angle.sin()], 1)
+    arc_share = 2 * math.asin(1.5 * ring.std / ring.radius) / math.pi
+    assert torch.allclose(ring.mode_shares(circle), torch.full((8,), arc_share), atol=2e-4)
+    assert ring.coverage(circle)[0] == 8

@@ -83,11 +83,13 @@ def reconstruction_mse(model: nn.Module, images: torch.Tensor, noise: float = 0.
 
 
 def gaussian_codes(codes: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    """n samples (n, d) of the Gaussian N(mean, cov) fitted to codes (N, d) (CPU tensors)."""
+    """n samples (n, d) of the Gaussian N(mean, cov) fitted to codes (N, d) (CPU tensors).
+
+    Draws from its own generator seeded with ``seed``: the global random stream is left alone.
+    """
     cov = torch.cov(codes.T) + 1e-5 * torch.eye(codes.shape[1])
-    fitted = torch.distributions.MultivariateNormal(codes.mean(0), cov)
-    torch.manual_seed(seed)
-    return fitted.sample((n,))
+    eps = torch.randn(n, codes.shape[1], generator=torch.Generator().manual_seed(seed))
+    return codes.mean(0) + eps @ torch.linalg.cholesky(cov).T   # mean + L eps, with L L^T = cov
 
 
 def off_data_fraction(samples: torch.Tensor, train_codes: torch.Tensor, test_codes: torch.Tensor,
