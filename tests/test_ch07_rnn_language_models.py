@@ -24,6 +24,7 @@ from gen_utils.chapters.ch07_rnn_language_models import (
     rnn_nats_per_char,
     rollout,
     streams,
+    uncounted_share,
     unroll,
 )
 
@@ -173,6 +174,26 @@ def test_kl_by_offset_is_zero_for_the_teacher_itself_and_positive_otherwise():
     torch.manual_seed(0)
     kl = kl_by_offset(teacher, CharLM("rnn", vocab=11, emb=4, hidden=6), ctx, written)
     assert kl.shape == (5,) and (kl > 0).all()
+
+
+def test_counted_only_kl_and_uncounted_share():
+    # a bigram teacher counted on ids 0..4 only: after any of 5..10 its row is uniform
+    rng = np.random.default_rng(0)
+    teacher = NGramLM(rng.integers(0, 5, 2_000), 2, 11, 0.1)
+    ctx = torch.tensor([[1, 2, 7], [3, 4, 0], [0, 9, 1], [2, 2, 2]])
+    written = torch.tensor([[1, 8, 2, 3], [6, 0, 10, 4], [1, 1, 1, 1], [5, 6, 7, 8]])
+    # the history of offset k ends with ctx[:, -1] (k = 1) or written[:, k - 2]
+    last = torch.cat([ctx[:, -1:], written[:, :-1]], 1)
+    uncounted = (last >= 5).float()
+    np.testing.assert_allclose(uncounted_share(teacher, ctx, written), uncounted.mean(0).numpy())
+    torch.manual_seed(0)
+    student = CharLM("rnn", vocab=11, emb=4, hidden=6)
+    per_row = np.stack([kl_by_offset(teacher, student, ctx[i : i + 1], written[i : i + 1]) for i in range(4)])
+    counted = 1 - uncounted.numpy()
+    expected = (per_row * counted).sum(0) / counted.sum(0)
+    np.testing.assert_allclose(kl_by_offset(teacher, student, ctx, written, counted_only=True), expected,
+                               rtol=1e-5)
+    np.testing.assert_allclose(kl_by_offset(teacher, student, ctx, written), per_row.mean(0), rtol=1e-5)
 
 
 def test_greedy_agreement_shapes():

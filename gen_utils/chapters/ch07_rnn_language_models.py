@@ -89,8 +89,10 @@ class GRUCell(nn.Module):
 class CharLM(nn.Module):
     """Embedding -> RNN or LSTM (eq-rnn-cell / eq-rnn-lstm) -> logits of the next character.
 
-    kind: "rnn" or "lstm" (its forget-gate bias starts at +1, Jozefowicz et al. 2015: the cell path then
-    keeps sigma(1) = 0.73 of the gradient per step at the start, instead of sigma(0) = 0.5).
+    kind: "rnn" or "lstm". For the LSTM the forget block of bias_hh starts at +1 (PyTorch's small random
+    bias_ih is still added), as Jozefowicz et al. 2015 recommend: the forget gates start more open
+    (sigma(1) = 0.73 for a typical unit instead of sigma(0) = 0.5), so at the start the gradient decays
+    more slowly with the time lag. The chapter's gradient-vs-lag probe measures the per-step rates.
     forward(x (B, T) ids, state=None) -> logits (B, T, vocab) and the recurrent state to carry on.
     """
 
@@ -244,17 +246,38 @@ def rollout(model: nn.Module, context: torch.Tensor, n: int, generator: torch.Ge
 
 
 @torch.no_grad()
-def kl_by_offset(teacher: nn.Module, student: nn.Module, context: torch.Tensor, written: torch.Tensor):
+def next_logp_by_offset(model: nn.Module, context: torch.Tensor, written: torch.Tensor) -> torch.Tensor:
+    """log p(next character) at offsets k = 1..K after context (B, C) followed by written[:, :k - 1],
+    written (B, K). Returns (B, K, vocab) in float32. Leaves the model in train mode."""
+    model.eval()
+    logits = model(torch.cat([context, written[:, :-1]], 1))[0][:, context.shape[1] - 1 :]
+    model.train()
+    return torch.log_softmax(logits.float(), -1)
+
+
+def is_uniform(logp: torch.Tensor) -> torch.Tensor:
+    """logp (..., V) -> bool (...): the row is uniform. For an add-k n-gram teacher this marks exactly the
+    histories it never counted (their row is k / (k V) = 1/V)."""
+    return (logp.amax(-1) - logp.amin(-1)) < 1e-5
+
+
+@torch.no_grad()
+def kl_by_offset(teacher: nn.Module, student: nn.Module, context: torch.Tensor, written: torch.Tensor,
+                 counted_only: bool = False):
     """eq-rnn-exposure-kl: KL(teacher || student) of the next-character distributions at offsets
-    k = 1..K after context (B, C) followed by written[:, :k - 1], written (B, K). Returns (K,) row means."""
-    seq = torch.cat([context, written[:, :-1]], 1)
-    logp = []
-    for model in (teacher, student):
-        model.eval()
-        logp.append(torch.log_softmax(model(seq)[0][:, context.shape[1] - 1 :].float(), -1))
-        model.train()
-    log_t, log_s = logp
-    return (log_t.exp() * (log_t - log_s)).sum(-1).mean(0).cpu().numpy()
+    k = 1..K after context (B, C) followed by written[:, :k - 1], written (B, K). Returns (K,) row means;
+    counted_only: the means only over rows where the teacher's distribution is not uniform (nan if none)."""
+    log_t, log_s = (next_logp_by_offset(m, context, written) for m in (teacher, student))
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)                     # (B, K)
+    if not counted_only:
+        return kl.mean(0).cpu().numpy()
+    counted = ~is_uniform(log_t)
+    return ((kl * counted).sum(0) / counted.sum(0)).cpu().numpy()
+
+
+def uncounted_share(teacher: nn.Module, context: torch.Tensor, written: torch.Tensor) -> np.ndarray:
+    """(K,) share of the rows of context + written (as in kl_by_offset) where the teacher is uniform."""
+    return is_uniform(next_logp_by_offset(teacher, context, written)).float().mean(0).cpu().numpy()
 
 
 @torch.no_grad()
