@@ -244,14 +244,20 @@ def scatter_2d(points: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndar
 
 def heatmap(matrix: torch.Tensor | np.ndarray, x_labels: Sequence[str] | None = None,
             y_labels: Sequence[str] | None = None, title: str = "", xlabel: str = "",
-            ylabel: str = "", cmap: str = "viridis", colorbar: bool = True) -> Figure:
-    """Show a (rows, cols) matrix, e.g. attention weights (target × source)."""
+            ylabel: str = "", cmap: str = "viridis", colorbar: bool = True,
+            vmin: float | None = None, vmax: float | None = None, colorbar_label: str = "") -> Figure:
+    """Show a (rows, cols) matrix, e.g. attention weights (target × source).
+
+    vmin, vmax: the values drawn as the ends of the colour map; None (the default) takes the matrix's
+    own minimum and maximum. Fix them (e.g. 0 and 1 for attention weights) so that several heat maps
+    share one scale. colorbar_label: the colour bar's label (what a colour means, with its unit).
+    """
     m = _numpy(matrix)
     if m.ndim != 2:
         raise ValueError(f"heatmap expects a 2-D matrix, got shape {tuple(m.shape)}")
     rows, cols = m.shape
     fig, ax = plt.subplots(figsize=(min(1.2 + 0.35 * cols, 10), min(1.0 + 0.3 * rows, 8)))
-    im = ax.imshow(m, cmap=cmap, aspect="auto")
+    im = ax.imshow(m, cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
     ax.grid(False)
     if x_labels is not None:
         ax.set_xticks(range(cols), labels=list(x_labels), rotation=60, ha="right")
@@ -261,6 +267,6 @@ def heatmap(matrix: torch.Tensor | np.ndarray, x_labels: Sequence[str] | None = 
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if colorbar:
-        fig.colorbar(im, ax=ax)
+        fig.colorbar(im, ax=ax, label=colorbar_label or None)
     fig.tight_layout()
     return fig

@@ -174,6 +174,16 @@ def test_heatmap():
     assert len(gu.heatmap(m, colorbar=False).axes) == 1
 
 
+def test_heatmap_colour_scale_and_label():
+    m = np.array([[0.2, 0.3], [0.4, 0.5]])
+    im = gu.heatmap(m).axes[0].images[0]
+    assert im.get_clim() == (0.2, 0.5)                   # default: the matrix's own range
+    fig = gu.heatmap(m, vmin=0, vmax=1, colorbar_label="attention weight")
+    assert fig.axes[0].images[0].get_clim() == (0, 1)    # fixed: shared by several heat maps
+    assert fig.axes[1].get_ylabel() == "attention weight"
+    assert gu.heatmap(m).axes[1].get_ylabel() == ""
+
+
 def test_heatmap_rejects_non_matrices():
     with pytest.raises(ValueError, match=r"\(2, 3, 4\)"):
         gu.heatmap(np.zeros((2, 3, 4)))
