@@ -111,7 +111,7 @@ def wgan_loss_g(f, fake):
 
 
 def ring_wgan_gp_loss_d(f, real, fake):
-    """wgan_gp_loss_d with lambda = 0.1, the WGAN-GP authors' value for their 2-D toys."""
+    """wgan_gp_loss_d with lambda = 0.1, the value in the WGAN-GP authors' released 2-D toy code."""
     return wgan_gp_loss_d(f, real, fake, gp_weight=0.1)
 
 
