@@ -59,7 +59,8 @@ def test_coverage_rejects_other_shapes():
 
 def test_mode_shares_split_the_high_quality_share_by_mode():
     ring = gu.Ring()
-    x = torch.cat([ring.centres()[:1].repeat(600, 1), ring.centres()[5:6].repeat(300, 1), torch.zeros(100, 2)])
+    centres = ring.centres()
+    x = torch.cat([centres[:1].repeat(600, 1), centres[5:6].repeat(300, 1), torch.zeros(100, 2)])
     shares = ring.mode_shares(x)
     expected = torch.zeros(8)
     expected[0], expected[5] = 0.6, 0.3   # the 100 points at the origin are near no mode
