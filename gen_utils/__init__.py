@@ -8,11 +8,14 @@ from that chapter's notebook (``gen_utils.chapters.chNN_topic``, see ``gen_utils
 
 from .checkpoint import CheckpointError
 from .config import Config, config
+from .copying import CopyTest, copy_test, kmeans, mann_whitney_z, nearest_distances
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
+from .feature_metrics import inception_score, kid, mmd2_unbiased, polynomial_kernel
 from .fid import (
     fid_from_features,
+    fit_fid_infinity,
     frechet_distance,
     gaussian_stats,
     label_accuracy,
@@ -23,6 +26,7 @@ from .likelihood import (
     importance_sampled_log_likelihood,
     importance_sampled_log_likelihood_chunked,
 )
+from .manifold import PRDC, knn_radii, prdc
 from .metrics import (
     bits_per_dim,
     bits_to_nats,
@@ -49,6 +53,7 @@ from .runtime import (
     seed_everything,
     setup,
 )
+from .significance import PairedBootstrap, paired_bootstrap, score_from_stats, sentence_stats
 from .text import (
     CharTokenizer,
     Padded,
@@ -98,4 +103,7 @@ __all__ = [
     "load_mnist_classifier", "classifier_outputs", "mnist_fid", "mnist_fid_floor", "label_accuracy",
     "frechet_distance", "gaussian_stats", "fid_from_features",
     "Ring",
+    "kid", "mmd2_unbiased", "polynomial_kernel", "inception_score", "fit_fid_infinity",
+    "PRDC", "prdc", "knn_radii", "CopyTest", "copy_test", "kmeans", "mann_whitney_z", "nearest_distances",
+    "PairedBootstrap", "paired_bootstrap", "sentence_stats", "score_from_stats",
 ]

@@ -111,3 +111,18 @@ def label_accuracy(images: torch.Tensor, labels: torch.Tensor, batch_size: int =
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     _, logits = classifier_outputs(images, batch_size=batch_size)
     return (logits.argmax(1) == labels.cpu()).float().mean().item()
+
+
+def fit_fid_infinity(ns, fids) -> tuple[float, float]:
+    """Least-squares fit of FID_N = a + b / N (Chong & Forsyth 2020): returns (a = FID∞, b).
+
+    ns: sample sizes; fids: the FID measured at each. FID's bias is, to first order, proportional to
+    1/N, so ``a`` estimates the FID of infinitely many samples and lets runs with different N be compared.
+    """
+    n = torch.as_tensor(ns, dtype=torch.float64)
+    f = torch.as_tensor(fids, dtype=torch.float64)
+    if n.shape != f.shape or n.numel() < 2:
+        raise ValueError(f"need as many FIDs as sample sizes, at least two; got {n.numel()} and {f.numel()}")
+    design = torch.stack([torch.ones_like(n), 1.0 / n], 1)
+    a, b = torch.linalg.lstsq(design, f[:, None]).solution.flatten().tolist()
+    return a, b
