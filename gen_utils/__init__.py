@@ -8,7 +8,7 @@ from that chapter's notebook (``gen_utils.chapters.chNN_topic``, see ``gen_utils
 
 from .checkpoint import CheckpointError
 from .config import Config, config
-from .copying import CopyTest, copy_test, kmeans, mann_whitney_z, nearest_distances
+from .copying import CopyTest, CopyTestReference, copy_test, kmeans, mann_whitney_z, nearest_distances
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
@@ -104,6 +104,7 @@ __all__ = [
     "frechet_distance", "gaussian_stats", "fid_from_features",
     "Ring",
     "kid", "mmd2_unbiased", "polynomial_kernel", "inception_score", "fit_fid_infinity",
-    "PRDC", "prdc", "knn_radii", "CopyTest", "copy_test", "kmeans", "mann_whitney_z", "nearest_distances",
+    "PRDC", "prdc", "knn_radii",
+    "CopyTest", "CopyTestReference", "copy_test", "kmeans", "mann_whitney_z", "nearest_distances",
     "PairedBootstrap", "paired_bootstrap", "sentence_stats", "score_from_stats",
 ]

@@ -98,6 +98,45 @@ def assign_cells(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cdist(x[i:i + CHUNK], centroids).argmin(1) for i in range(0, len(x), CHUNK)])
 
 
+class CopyTestReference:
+    """The training and held-out features of a copy test, prepared once for many generators.
+
+    train (M, D): the generator's training data; held (K, D): real data from the same distribution,
+    never trained on (a random split of one set). Precomputes the k-means cells (``cells``; 1 for the
+    global test) and the held-out distances, so ``test(gen)`` only measures the samples.
+    """
+
+    def __init__(self, train: torch.Tensor, held: torch.Tensor, cells: int = 20, min_per_cell: int = 20,
+                 generator: torch.Generator | None = None) -> None:
+        self.train, self.cells, self.min_per_cell = train.float(), cells, min_per_cell
+        self.centroids = None if cells == 1 else kmeans(self.train, cells, generator=generator)
+        self.d_held, self.cell_held = nearest_distances(held, self.train), self._cells(held)
+
+    def _cells(self, x: torch.Tensor) -> torch.Tensor:
+        if self.centroids is None:
+            return torch.zeros(len(x), dtype=torch.long)
+        return assign_cells(x, self.centroids)
+
+    def test(self, gen: torch.Tensor) -> CopyTest:
+        """Copy test of generated features gen (N, D); see ``copy_test``."""
+        d_gen, cell_gen = nearest_distances(gen, self.train), self._cells(gen)
+        zs, weights = [], []
+        for j in range(self.cells):
+            a, b = d_gen[cell_gen == j], self.d_held[self.cell_held == j]
+            if len(a) >= self.min_per_cell and len(b) >= self.min_per_cell:
+                zs.append(mann_whitney_z(a, b))
+                weights.append(len(b) / len(self.d_held))    # π_j: the held-out share of cell j
+        if not zs:
+            raise ValueError(f"no cell holds {self.min_per_cell} generated and {self.min_per_cell} held-out "
+                             "points: use fewer cells or more samples")
+        w, z_cells = torch.tensor(weights, dtype=torch.float64), torch.tensor(zs, dtype=torch.float64)
+        c_t = float((w * z_cells).sum() / w.sum())
+        z = c_t * float(w.sum() / w.square().sum().sqrt())    # C_T standardised to N(0, 1) under the null
+        p = 0.5 * math.erfc(-z / math.sqrt(2))                  # Φ(z), the lower tail of N(0, 1)
+        return CopyTest(z=z, p_value=p, c_t=c_t, cells_used=len(zs),
+                        median_gen=float(d_gen.median()), median_held=float(self.d_held.median()))
+
+
 def copy_test(gen: torch.Tensor, held: torch.Tensor, train: torch.Tensor, cells: int = 20,
               min_per_cell: int = 20, generator: torch.Generator | None = None) -> CopyTest:
     """Test generated features gen (N, D) for copying of train (M, D), against held-out reals held (K, D).
@@ -106,26 +145,6 @@ def copy_test(gen: torch.Tensor, held: torch.Tensor, train: torch.Tensor, cells:
     samples sit closer to the training data than held-out real data does. ``held`` must come from the
     same distribution as ``train`` and must not overlap it (a random split of one set), or the test
     compares two different distributions. ``cells`` k-means cells of the training features (1: global).
+    For several generators against one reference, build a ``CopyTestReference`` once.
     """
-    d_gen, d_held = nearest_distances(gen, train), nearest_distances(held, train)
-    if cells == 1:
-        cell_gen = torch.zeros(len(gen), dtype=torch.long)
-        cell_held = torch.zeros(len(held), dtype=torch.long)
-    else:
-        centroids = kmeans(train, cells, generator=generator)
-        cell_gen, cell_held = assign_cells(gen, centroids), assign_cells(held, centroids)
-    zs, weights = [], []
-    for j in range(cells):
-        a, b = d_gen[cell_gen == j], d_held[cell_held == j]
-        if len(a) >= min_per_cell and len(b) >= min_per_cell:
-            zs.append(mann_whitney_z(a, b))
-            weights.append(len(b) / len(held))           # π_j: the held-out share of cell j
-    if not zs:
-        raise ValueError(f"no cell holds {min_per_cell} generated and {min_per_cell} held-out points: "
-                         "use fewer cells or more samples")
-    w, z_cells = torch.tensor(weights, dtype=torch.float64), torch.tensor(zs, dtype=torch.float64)
-    c_t = float((w * z_cells).sum() / w.sum())
-    z = c_t * float(w.sum() / w.square().sum().sqrt())    # C_T standardised to N(0, 1) under the null
-    p = 0.5 * math.erfc(-z / math.sqrt(2))                  # Φ(z), the lower tail of N(0, 1)
-    return CopyTest(z=z, p_value=p, c_t=c_t, cells_used=len(zs),
-                    median_gen=float(d_gen.median()), median_held=float(d_held.median()))
+    return CopyTestReference(train, held, cells, min_per_cell, generator).test(gen)

@@ -180,3 +180,49 @@ def test_fid_from_fewer_samples_than_dimensions_warns():
     g = torch.Generator().manual_seed(0)
     with pytest.warns(UserWarning, match="from 10 samples of 128-dimensional.*biased upwards"):
         fid.fid_from_features(torch.randn(10, 128, generator=g), torch.randn(500, 128, generator=g))
+
+
+# --- cross-checks against torchmetrics, and FID∞ ------------------------------------------------
+
+class _FeatureIdentity(torch.nn.Module):
+    """Passes precomputed features through, so torchmetrics' FID scores exactly the features we score."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3, 2.0])
+def test_fid_from_features_matches_torchmetrics(shift):
+    # catches: a biased (1/N) covariance, a dropped trace term or a wrong matrix square root, which would
+    # all make the book's FID disagree with torchmetrics' FrechetInceptionDistance on the same features
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    g = torch.Generator().manual_seed(2)
+    mix = torch.randn(16, 16, generator=g, dtype=torch.float64) / 4
+    a = torch.randn(500, 16, generator=g, dtype=torch.float64) @ mix
+    b = torch.randn(500, 16, generator=g, dtype=torch.float64) @ (mix + 0.1 * shift) + shift
+    tm = FrechetInceptionDistance(feature=_FeatureIdentity(16))
+    tm.update(a, real=True)
+    tm.update(b, real=False)
+    ref = float(tm.compute())
+    assert fid.fid_from_features(a, b) == pytest.approx(ref, rel=1e-3, abs=1e-9)
+
+
+def test_fit_fid_infinity_recovers_the_intercept_and_slope():
+    # catches: a fit in N instead of 1/N, or intercept and slope returned in the wrong order
+    ns = [500, 1_000, 2_000, 5_000, 10_000]
+    a, b = fid.fit_fid_infinity(ns, [3.25 + 1_700.0 / n for n in ns])
+    assert a == pytest.approx(3.25, rel=1e-9)
+    assert b == pytest.approx(1_700.0, rel=1e-9)
+
+
+def test_fit_fid_infinity_rejects_mismatched_or_too_few_points():
+    # catches: lstsq silently broadcasting mismatched lists, or a "fit" through a single point
+    with pytest.raises(ValueError, match="as many FIDs as sample sizes"):
+        fid.fit_fid_infinity([100, 200, 400], [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least two"):
+        fid.fit_fid_infinity([100], [1.0])
