@@ -12,6 +12,19 @@ from .copying import CopyTest, CopyTestReference, copy_test, kmeans, mann_whitne
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
 from .decoding import Hypothesis, beam_search, greedy_search
+from .diffusion import (
+    Schedule,
+    cosine_betas,
+    ddim_sample,
+    ddpm_sample,
+    guided_eps,
+    linear_betas,
+    posterior_mean_var,
+    predict_x0,
+    q_sample,
+    q_step,
+    sample_timesteps,
+)
 from .feature_metrics import inception_score, kid, mmd2_unbiased, polynomial_kernel
 from .fid import (
     fid_from_features,
@@ -107,4 +120,6 @@ __all__ = [
     "PRDC", "prdc", "knn_radii",
     "CopyTest", "CopyTestReference", "copy_test", "kmeans", "mann_whitney_z", "nearest_distances",
     "PairedBootstrap", "paired_bootstrap", "sentence_stats", "score_from_stats",
+    "Schedule", "linear_betas", "cosine_betas", "sample_timesteps", "q_sample", "q_step",
+    "posterior_mean_var", "predict_x0", "guided_eps", "ddpm_sample", "ddim_sample",
 ]
