@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+from _helpers import FeatureIdentity
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
 
@@ -15,15 +16,6 @@ from gen_utils import feature_metrics as fm
 pytestmark = pytest.mark.filterwarnings("ignore:Metric .* will save all extracted features:UserWarning")
 
 
-class _Identity(torch.nn.Module):
-    """A 'feature extractor' that returns what it is given, so torchmetrics scores our features."""
-
-    def __init__(self, num_features: int):
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
 
 def test_polynomial_kernel_is_the_cubic_kernel_of_binkowski_et_al():
@@ -50,7 +42,7 @@ def test_kid_equals_torchmetrics_kid_when_each_subset_is_the_whole_set():
     g = torch.Generator().manual_seed(2)
     a = torch.randn(120, 8, generator=g, dtype=torch.float64)
     b = 0.8 * torch.randn(120, 8, generator=g, dtype=torch.float64) + 0.3
-    tm = KernelInceptionDistance(feature=_Identity(8), subsets=3, subset_size=120)
+    tm = KernelInceptionDistance(feature=FeatureIdentity(8), subsets=3, subset_size=120)
     tm.update(a, real=True)
     tm.update(b, real=False)
     ref = float(tm.compute()[0])
@@ -100,7 +92,7 @@ def test_inception_score_matches_torchmetrics_with_a_custom_feature_module():
     # catches: any departure from exp(E KL(p(y|x) || p(y))) as torchmetrics computes it
     # (torchmetrics' InceptionScore takes an nn.Module; its output is treated as the logits)
     logits = 3 * torch.randn(500, 10, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    tm = InceptionScore(feature=_Identity(10), splits=1)
+    tm = InceptionScore(feature=FeatureIdentity(10), splits=1)
     tm.update(logits)
     with warnings.catch_warnings():  # the std of a single split is undefined; only the mean is compared
         warnings.simplefilter("ignore")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from _helpers import real_file
+from _helpers import FeatureIdentity, real_file
 from torch.nn import functional as F
 
 import gen_utils as gu
@@ -184,15 +184,6 @@ def test_fid_from_fewer_samples_than_dimensions_warns():
 
 # --- cross-checks against torchmetrics, and FID∞ ------------------------------------------------
 
-class _FeatureIdentity(torch.nn.Module):
-    """Passes precomputed features through, so torchmetrics' FID scores exactly the features we score."""
-
-    def __init__(self, num_features: int):
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.3, 2.0])
@@ -205,7 +196,7 @@ def test_fid_from_features_matches_torchmetrics(shift):
     mix = torch.randn(16, 16, generator=g, dtype=torch.float64) / 4
     a = torch.randn(500, 16, generator=g, dtype=torch.float64) @ mix
     b = torch.randn(500, 16, generator=g, dtype=torch.float64) @ (mix + 0.1 * shift) + shift
-    tm = FrechetInceptionDistance(feature=_FeatureIdentity(16))
+    tm = FrechetInceptionDistance(feature=FeatureIdentity(16))
     tm.update(a, real=True)
     tm.update(b, real=False)
     ref = float(tm.compute())
