@@ -30,6 +30,9 @@ REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
     "09_transformer_gpt": ("gpt_val_nats_per_char", "gpt_params", "gpt_tokens_per_second",
                            "gpt_train_seconds"),
     "10_transformer_translation": ("transformer_mt_bleu", "transformer_mt_sacrebleu"),
+    "11_diffusion": ("diffusion_toy_modes_covered", "diffusion_fid", "diffusion_fid_n",
+                     "diffusion_label_accuracy", "diffusion_guidance_w", "diffusion_sampling_steps", "latent_ae_recon_fid",
+                     "diffusion_train_seconds", "diffusion_sample_seconds_per_1000"),
 }
 
 # Targets on the committed numbers, per profile that produced them: (comparison, bound).
@@ -77,6 +80,13 @@ TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     "10_transformer_translation": {
         "transformer_mt_bleu": {"cpu": (">=", 20.0), "gpu": (">=", 37.0)},
         "run_seconds": {"cpu": ("<=", 360.0)},
+    },
+    # issue 18's targets; FID below chapter 05's cGAN (cpu) or 3x the floor (gpu): tests/test_ch11_diffusion.py
+    "11_diffusion": {
+        "diffusion_toy_modes_covered": {"cpu": (">=", 8), "gpu": (">=", 8)},
+        "diffusion_label_accuracy": {"cpu": (">=", 0.97), "gpu": (">=", 0.99)},
+        "diffusion_fid_n": {"cpu": (">=", 10_000), "gpu": (">=", 10_000)},
+        "run_seconds": {"cpu": ("<=", 360.0), "gpu": ("<=", 180.0)},
     },
 }
 
