@@ -29,7 +29,8 @@ def test_guidance_trades_fid_for_accuracy():
     # catches: a guidance sweep that does not show the trade-off the chapter describes
     g = glued(load(NB))
     assert g["guidance_wmax_accuracy"] > g["guidance_w0_accuracy"]
-    assert g["guidance_best_fid"] < min(g["guidance_wmax_fid"], g["guidance_w0_fid"])  # an optimum inside the range
+    # an optimum inside the range of w
+    assert g["guidance_best_fid"] < min(g["guidance_wmax_fid"], g["guidance_w0_fid"])
 
 
 def test_few_ancestral_steps_are_worse_than_few_ddim_steps():
