@@ -73,4 +73,4 @@ def test_the_runtime_requirements_are_what_the_code_imports():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in deps}
     assert names == {"torch", "numpy", "matplotlib", "tqdm", "ipywidgets", "ipython", "sacrebleu",
-                     "rouge-score"}
+                     "rouge-score", "tokenizers"}
