@@ -11,7 +11,16 @@ from .config import Config, config
 from .copying import CopyTest, CopyTestReference, copy_test, kmeans, mann_whitney_z, nearest_distances
 from .corpora import load_multi30k, load_shakespeare, shakespeare_split
 from .data import ChecksumError, DatasetNotFoundError, data_root, dataset_file
-from .decoding import Hypothesis, beam_search, greedy_search
+from .decoding import (
+    Hypothesis,
+    beam_search,
+    greedy_search,
+    repetition_penalty_logits,
+    sample,
+    sample_next,
+    top_k_logits,
+    top_p_logits,
+)
 from .diffusion import (
     Schedule,
     cosine_betas,
@@ -106,6 +115,7 @@ __all__ = [
     "CharTokenizer", "WordVocab", "word_tokenize", "Padded", "pad_sequences", "seq2seq_batches",
     "lm_windows",
     "greedy_search", "beam_search", "Hypothesis",
+    "top_k_logits", "top_p_logits", "repetition_penalty_logits", "sample_next", "sample",
     "TranslationData", "load_translation_data", "detokenize", "lowercase_bleu", "translate",
     "train", "forever", "TrainResult", "CheckpointError", "NonFiniteLossError", "autocast",
     "save_checkpoint", "load_checkpoint",

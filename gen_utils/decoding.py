@@ -1,4 +1,4 @@
-"""Decoding an autoregressive model: greedy search and beam search, for any model.
+"""Decoding an autoregressive model: greedy and beam search, and sampling rules, for any model.
 
 The model is seen only through a *step function*
 
@@ -13,6 +13,11 @@ new_state: the state after reading ``prefix[:, -1]``.
 
 An RNN decoder uses ``prefix[:, -1]`` and its state; a Transformer may ignore the state and
 re-read the whole prefix. Chapter 08 (GRU + attention) and chapter 10 (Transformer) share this.
+
+Sampling (chapter 13) works on logits instead, so any model can use it: ``top_k_logits``,
+``top_p_logits`` and ``repetition_penalty_logits`` filter or reshape logits (..., V),
+``sample_next`` turns logits (B, V) into next ids (B,), and ``sample`` runs chapter 09's GPT
+with its key/value cache.
 """
 
 from __future__ import annotations
@@ -175,3 +180,147 @@ def beam_search(
             finished.append(Hypothesis(row, lp, score(lp, max_len), False))
     finished.sort(key=lambda h: h.score, reverse=True)
     return finished[:n_best]
+
+
+# --- Sampling rules on logits (chapter 13) ---------------------------------------------------------
+
+
+def top_k_logits(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Top-k filtering (Fan et al. 2018): logits (..., V) -> (..., V), all but the k largest set to -inf.
+
+    Ties at the k-th largest value are all kept, so more than k entries can survive (as in Hugging
+    Face's TopKLogitsWarper); which of several tied tokens to drop would be an arbitrary choice.
+    k >= V returns ``logits`` unchanged.
+    """
+    if k < 1:
+        raise ValueError(f"top-k needs k >= 1 (k = 1 is greedy), got k={k}")
+    if k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[..., -1:]  # (..., 1) the k-th largest value
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_logits(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus (top-p) filtering (Holtzman et al. 2020): logits (..., V) -> (..., V).
+
+    Keeps the smallest set of tokens, taken in order of decreasing probability, whose total
+    probability is >= p, and sets the others to -inf. The token whose probability carries the sum
+    across p is kept, so the most probable token always survives; p = 1 keeps everything.
+    Probabilities are computed in float32; ties are ordered by token id (stable sort).
+    """
+    if not 0 < p <= 1:
+        raise ValueError(f"top-p needs 0 < p <= 1 (p = 1 keeps every token), got p={p}")
+    if p == 1:  # rounding can make the cumulative sum reach 1 early and drop tiny tokens
+        return logits
+    probs, order = logits.float().softmax(-1).sort(dim=-1, descending=True, stable=True)
+    cum = probs.cumsum(-1)  # (..., V) mass of the i+1 most probable tokens
+    # the tokens before the sum reaches p are not enough on their own: keep them and the next one
+    n_keep = (cum < p).sum(-1, keepdim=True) + 1  # (..., 1)
+    keep_sorted = torch.arange(logits.shape[-1], device=logits.device) < n_keep
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)  # back to vocabulary order
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def repetition_penalty_logits(
+    logits: torch.Tensor, previous_ids: torch.Tensor, penalty: float
+) -> torch.Tensor:
+    """CTRL's repetition penalty (Keskar et al. 2019), as Hugging Face applies it.
+
+    logits (B, V); previous_ids (B, T) int64, the tokens each row has seen so far.
+    For every token id present in its row of ``previous_ids``, a positive logit is divided by
+    ``penalty`` and a negative one multiplied by it, so both move towards less likely (a plain
+    division would make a negative logit *more* likely). penalty >= 1; 1 changes nothing.
+    Returns (B, V).
+    """
+    if penalty < 1:
+        raise ValueError(f"repetition penalty must be >= 1 (1 = no penalty), got {penalty}")
+    if logits.dim() != 2 or previous_ids.dim() != 2 or previous_ids.shape[0] != logits.shape[0]:
+        raise ValueError(f"expected logits (B, V) and previous_ids (B, T) with the same B; got "
+                         f"{tuple(logits.shape)} and {tuple(previous_ids.shape)}")
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, previous_ids.to(logits.device), True)
+    penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
+    return torch.where(seen, penalised, logits)
+
+
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    previous_ids: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Choose the next token of each row: logits (B, V) -> ids (B,) int64, on the logits' device.
+
+    Applied in this order: the repetition penalty (needs ``previous_ids`` (B, T)), the temperature
+    (logits / temperature), top-k, top-p; then one draw from the softmax. temperature = 0 is greedy:
+    the argmax of the penalised logits, without a draw (the filters always keep it).
+    generator: a CPU torch.Generator; the draw is made on the CPU so a seed gives the same tokens
+    on every device (as chapter 09's generate_text does).
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    logits = logits.float()
+    if repetition_penalty != 1.0:
+        if previous_ids is None:
+            raise ValueError("repetition_penalty needs previous_ids (B, T), the tokens seen so far")
+        logits = repetition_penalty_logits(logits, previous_ids, repetition_penalty)
+    if temperature > 0:
+        logits = logits / temperature
+    if top_k is not None:
+        logits = top_k_logits(logits, top_k)
+    if top_p is not None:
+        logits = top_p_logits(logits, top_p)
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)
+
+
+@torch.no_grad()
+def sample(
+    model: torch.nn.Module,
+    prompt: torch.Tensor,
+    n_new: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample ``n_new`` tokens after ``prompt`` (B, T0) ids from chapter 09's GPT -> (B, T0 + n_new).
+
+    Each step calls ``sample_next`` with the options above; the repetition penalty sees every token
+    so far, prompt included. The model reads the prompt once, then one new token per step through
+    one KVCache per block; once the cache holds ``model.block`` positions (the learned positions
+    end there) it restarts from the last ``model.block // 2`` tokens, as ch09's generate_text does.
+    A prompt longer than ``model.block`` is read from its last ``model.block`` tokens only.
+    The model is in eval mode while sampling and goes back to its previous mode after.
+    """
+    # imported here: the chapter module imports gen_utils, so a top-level import would be circular
+    from .chapters.ch09_transformer_gpt import KVCache
+
+    if prompt.dim() != 2 or prompt.shape[1] == 0:
+        raise ValueError(f"prompt must be (B, T0) ids with T0 >= 1, got shape {tuple(prompt.shape)}")
+    options = dict(temperature=temperature, top_k=top_k, top_p=top_p,
+                   repetition_penalty=repetition_penalty, generator=generator)
+    was_training = model.training
+    model.eval()
+    try:
+        idx = prompt
+        caches = [KVCache() for _ in model.blocks]
+        logits = model(idx[:, -model.block :], caches)[:, -1]
+        for _ in range(n_new):
+            nxt = sample_next(logits, previous_ids=idx, **options)
+            idx = torch.cat([idx, nxt[:, None]], 1)
+            if len(caches[0]) < model.block:
+                logits = model(nxt[:, None], caches)[:, -1]  # one new position
+            else:  # learned positions end here: restart from the last half-context
+                caches = [KVCache() for _ in model.blocks]
+                logits = model(idx[:, -(model.block // 2) :], caches)[:, -1]
+    finally:
+        model.train(was_training)
+    return idx
