@@ -17,7 +17,7 @@ re-read the whole prefix. Chapter 08 (GRU + attention) and chapter 10 (Transform
 Sampling (chapter 13) works on logits instead, so any model can use it: ``top_k_logits``,
 ``top_p_logits`` and ``repetition_penalty_logits`` filter or reshape logits (..., V),
 ``sample_next`` turns logits (B, V) into next ids (B,), and ``sample`` runs chapter 09's GPT
-with its key/value cache.
+(with its key/value cache when the caller passes chapter 09's KVCache class).
 """
 
 from __future__ import annotations
@@ -290,19 +290,19 @@ def sample(
     top_p: float | None = None,
     repetition_penalty: float = 1.0,
     generator: torch.Generator | None = None,
+    cache: type | None = None,
 ) -> torch.Tensor:
     """Sample ``n_new`` tokens after ``prompt`` (B, T0) ids from chapter 09's GPT -> (B, T0 + n_new).
 
     Each step calls ``sample_next`` with the options above; the repetition penalty sees every token
-    so far, prompt included. The model reads the prompt once, then one new token per step through
-    one KVCache per block; once the cache holds ``model.block`` positions (the learned positions
-    end there) it restarts from the last ``model.block // 2`` tokens, as ch09's generate_text does.
+    so far, prompt included. cache: chapter 09's ``KVCache`` class (a library module may not import
+    chapter code, so the caller passes it). With it the model reads the prompt once, then one new
+    token per step, through one cache per block; once the cache holds ``model.block`` positions
+    (the learned positions end there) it restarts from the last ``model.block // 2`` tokens, as
+    chapter 09's generate_text does. Without it every step re-reads the last ``model.block`` tokens.
     A prompt longer than ``model.block`` is read from its last ``model.block`` tokens only.
     The model is in eval mode while sampling and goes back to its previous mode after.
     """
-    # imported here: the chapter module imports gen_utils, so a top-level import would be circular
-    from .chapters.ch09_transformer_gpt import KVCache
-
     if prompt.dim() != 2 or prompt.shape[1] == 0:
         raise ValueError(f"prompt must be (B, T0) ids with T0 >= 1, got shape {tuple(prompt.shape)}")
     options = dict(temperature=temperature, top_k=top_k, top_p=top_p,
@@ -311,15 +311,17 @@ def sample(
     model.eval()
     try:
         idx = prompt
-        caches = [KVCache() for _ in model.blocks]
+        caches = [cache() for _ in model.blocks] if cache is not None else None
         logits = model(idx[:, -model.block :], caches)[:, -1]
         for _ in range(n_new):
             nxt = sample_next(logits, previous_ids=idx, **options)
             idx = torch.cat([idx, nxt[:, None]], 1)
-            if len(caches[0]) < model.block:
+            if caches is None:
+                logits = model(idx[:, -model.block :])[:, -1]  # re-read the (cropped) prefix
+            elif len(caches[0]) < model.block:
                 logits = model(nxt[:, None], caches)[:, -1]  # one new position
             else:  # learned positions end here: restart from the last half-context
-                caches = [KVCache() for _ in model.blocks]
+                caches = [cache() for _ in model.blocks]
                 logits = model(idx[:, -(model.block // 2) :], caches)[:, -1]
     finally:
         model.train(was_training)

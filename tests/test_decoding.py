@@ -337,7 +337,7 @@ def test_filters_agree_with_hugging_face():
         assert torch.equal(torch.isfinite(gu.top_p_logits(logits, p)), torch.isfinite(hf)), p
 
 
-# --- sample(): chapter 09's GPT with its key/value cache --------------------------------------------
+# --- sample(): chapter 09's GPT, with and without its key/value cache -----------------------------
 
 
 def tiny_gpt():
@@ -356,7 +356,10 @@ def test_sample_temperature_zero_equals_argmax_without_cache():
     # or taking logits from the wrong position
     model = tiny_gpt()
     prompt = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
-    out = gu.sample(model, prompt, 12, temperature=0)  # 16 = block: no cache restart
+    from gen_utils.chapters.ch09_transformer_gpt import KVCache
+
+    out = gu.sample(model, prompt, 12, temperature=0, cache=KVCache)  # 16 = block: no cache restart
+    assert torch.equal(gu.sample(model, prompt, 12, temperature=0), out)  # the uncached path too
     ref = prompt
     with torch.no_grad():
         for _ in range(12):
@@ -368,11 +371,11 @@ def test_sample_temperature_zero_equals_argmax_without_cache():
 def test_sample_past_the_block_follows_generate_text():
     # catches: a crash once the cache holds model.block positions, a restart that differs from
     # chapter 09's (wrong window, positions not reset); draws not reproducible from the seed
-    from gen_utils.chapters.ch09_transformer_gpt import generate_text
+    from gen_utils.chapters.ch09_transformer_gpt import KVCache, generate_text
 
     model = tiny_gpt()
     prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
-    out = gu.sample(model, prompt, 40, generator=torch.Generator().manual_seed(7))
+    out = gu.sample(model, prompt, 40, generator=torch.Generator().manual_seed(7), cache=KVCache)
     assert out.shape == (2, 43) and torch.equal(out[:, :3], prompt)
     assert int(out.min()) >= 0 and int(out.max()) < 11
     ref = generate_text(model, prompt, 40, generator=torch.Generator().manual_seed(7))
@@ -389,7 +392,9 @@ def test_sample_is_reproducible_and_restores_the_mode():
     model.register_forward_pre_hook(lambda m, args: modes.append(m.training))
     prompt = torch.tensor([[1, 2, 3]])
     opts = dict(temperature=0.8, top_k=5, top_p=0.9, repetition_penalty=1.3)
-    a = gu.sample(model, prompt, 20, generator=torch.Generator().manual_seed(8), **opts)
-    b = gu.sample(model, prompt, 20, generator=torch.Generator().manual_seed(8), **opts)
+    from gen_utils.chapters.ch09_transformer_gpt import KVCache
+
+    a = gu.sample(model, prompt, 20, generator=torch.Generator().manual_seed(8), cache=KVCache, **opts)
+    b = gu.sample(model, prompt, 20, generator=torch.Generator().manual_seed(8), cache=KVCache, **opts)
     assert torch.equal(a, b)
     assert model.training and modes and not any(modes)

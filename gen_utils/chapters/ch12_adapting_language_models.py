@@ -14,6 +14,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import nn
 
+from gen_utils.chapters.ch09_transformer_gpt import GPT
+from gen_utils.pretrained_gpt import CONFIG, pretrained_state_dict
+
 # --- 12.1 Tokens: byte-pair encoding -----------------------------------------------------------------
 
 
@@ -115,6 +118,20 @@ def bits_per_char(nats_per_token: float, n_tokens: int, n_chars: int) -> float:
     if n_chars <= 0 or n_tokens <= 0:
         raise ValueError(f"need positive counts, got {n_tokens} tokens and {n_chars} characters")
     return nats_per_token * n_tokens / n_chars / math.log(2)
+
+
+# --- 12.3 A pretrained model, a new domain -----------------------------------------------------------
+
+
+def load_shakespeare_gpt(device: torch.device | str | None = None) -> GPT:
+    """A fresh copy of the book's pretrained GPT (gen_utils.pretrained_gpt), in train mode, on device.
+
+    Chapter 09's GPT(**CONFIG): forward(idx (B, T) ids of char_tokenizer(), T <= 256) -> (B, T, vocab).
+    Each call returns new parameters, so fine-tuning one copy leaves the others untouched.
+    """
+    model = GPT(**CONFIG)
+    model.load_state_dict(pretrained_state_dict())             # sha256-checked weights
+    return model.to(device or "cpu")
 
 
 # --- Which weights to train? -------------------------------------------------------------------------
