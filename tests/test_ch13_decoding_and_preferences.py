@@ -69,7 +69,8 @@ def test_dpo_loss_value_gradient_and_beta():
     ll = torch.zeros(1, requires_grad=True)
     dpo_loss(lw, ll, torch.zeros(1), torch.zeros(1), beta=0.5)[0].backward()
     assert lw.grad.item() < 0 < ll.grad.item()      # raise the preferred, lower the rejected
-    _, m = dpo_loss(torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([0.5]), torch.tensor([0.0]), beta=2.0)
+    t = torch.tensor
+    _, m = dpo_loss(t([1.0]), t([0.0]), t([0.5]), t([0.0]), beta=2.0)
     assert m.item() == pytest.approx(1.0)           # beta * ((1 - 0.5) - (0 - 0))
 
 
@@ -103,7 +104,7 @@ def test_mapping_prompts():
         keys, values = p[i, 0:8:2].tolist(), p[i, 1:8:2].tolist()
         assert (p[i, -1].item() in keys) == seen[i].item()
         for k, v in zip(keys, values, strict=True):
-            assert (k == p[i, -1].item()) <= (v == a[i].item())   # a shown query key is followed by its answer
+            assert (k == p[i, -1].item()) <= (v == a[i].item())   # a shown query key: its answer follows
         assert not set(keys) & set(values)                        # keys and values are distinct tokens
 
 
@@ -161,9 +162,10 @@ def test_the_decoding_prose_holds_in_the_committed_run():
     assert min(rules, key=lambda k: rules[k][1]).startswith("greedy")           # lowest self-NLL
     assert min(rules, key=lambda k: rules[k][0]) == "greedy"                    # the judge's favourite
     # the penalty "helps only a little"
-    assert 0.5 * g["greedy_repetition_rate"] < g["greedy_penalty_repetition_rate"] < g["greedy_repetition_rate"]
+    greedy, penalised = g["greedy_repetition_rate"], g["greedy_penalty_repetition_rate"]
+    assert 0.5 * greedy < penalised < greedy
     for family in (["T = 0.5", "T = 0.8", "T = 1", "T = 1.2"], ["top-p 0.5", "top-p 0.8", "top-p 0.95"]):
-        for a, b in zip(family, family[1:]):                                    # more diverse, less likely
+        for a, b in zip(family, family[1:], strict=False):                                    # more diverse, less likely
             assert rules[a][0] < rules[b][0] and rules[a][2] < rules[b][2]
     assert g["topp_repetition_rate"] < 0.001                                    # "no longer repeats"
     assert all(table["human text"][0] < v[0] for v in rules.values())           # far below the curve
@@ -184,7 +186,7 @@ def test_the_icl_and_preference_prose_holds_in_the_committed_run():
     dpo = printed_table(nb, "KL (nats)")
     runs = [v for k, v in dpo.items() if k.startswith("DPO") and k.endswith("seed 0")]   # largest beta first
     assert len(runs) >= 3
-    for a, b in zip(runs, runs[1:]):
+    for a, b in zip(runs, runs[1:], strict=False):
         assert a[1] < b[1] and a[-1] > b[-1]            # (reward, KL, its SE, words): KL up, words down
     # reward hacking: more reward, far more KL, far fewer real words than the reference
     assert g["hacked_reward_gain"] > g["dpo_reward_gain"]
