@@ -165,7 +165,7 @@ def test_the_decoding_prose_holds_in_the_committed_run():
     greedy, penalised = g["greedy_repetition_rate"], g["greedy_penalty_repetition_rate"]
     assert 0.5 * greedy < penalised < greedy
     for family in (["T = 0.5", "T = 0.8", "T = 1", "T = 1.2"], ["top-p 0.5", "top-p 0.8", "top-p 0.95"]):
-        for a, b in zip(family, family[1:], strict=False):                                    # more diverse, less likely
+        for a, b in zip(family, family[1:], strict=False):      # more diverse, less likely
             assert rules[a][0] < rules[b][0] and rules[a][2] < rules[b][2]
     assert g["topp_repetition_rate"] < 0.001                                    # "no longer repeats"
     assert all(table["human text"][0] < v[0] for v in rules.values())           # far below the curve
