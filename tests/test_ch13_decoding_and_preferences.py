@@ -192,3 +192,27 @@ def test_the_icl_and_preference_prose_holds_in_the_committed_run():
     assert g["hacked_reward_gain"] > g["dpo_reward_gain"]
     assert g["hacked_kl"] > 3 * g["dpo_kl"]
     assert g["hacked_word_share"] < g["ref_word_share"] - 0.2
+    # the objective's own optimum needs far less KL than DPO's hack; DPO at beta 0.3 is already past it
+    assert g["optimum_kl_limit"] < 0.2 * g["hacked_kl"]
+    assert dpo["DPO beta=0.3, seed 0"][1] > g["optimum_kl_limit"]
+
+
+def test_log_prob_no_letter_matches_enumeration():
+    # catches: a weight that forgets a step, or the banned mass taken after the mask (it would be 0)
+    from gen_utils.chapters.ch13_decoding_and_preferences import log_prob_no_letter
+    model = tiny_gpt()
+    ctx = torch.randint(11, (2, 4), generator=torch.Generator().manual_seed(1))
+    banned = [0, 3, 7]
+    with torch.no_grad():
+        exact = []
+        for row in ctx:
+            total = 0.0
+            p1 = torch.softmax(model(row[None])[0, -1], -1)
+            for a in range(11):
+                if a in banned:
+                    continue
+                p2 = torch.softmax(model(torch.cat([row, torch.tensor([a])])[None])[0, -1], -1)
+                total += p1[a].item() * sum(p2[b].item() for b in range(11) if b not in banned)
+            exact.append(math.log(total))
+    est = log_prob_no_letter(model, ctx, 2, banned, draws=4_000, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(est, torch.tensor(exact), atol=0.01), (est, exact)

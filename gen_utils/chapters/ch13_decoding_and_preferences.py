@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gen_utils.chapters.ch09_transformer_gpt import MultiHeadAttention
+from gen_utils.chapters.ch09_transformer_gpt import KVCache, MultiHeadAttention
 
 # --- A sampler and a judge ---------------------------------------------------------------------------
 
@@ -141,5 +141,34 @@ def optimal_policy(ref_probs: torch.Tensor, reward: torch.Tensor, beta: float) -
 
 
 def best_of_n_kl_bound(n: int) -> float:
-    """KL(best-of-n || reference) for rewards without ties, log n - (n - 1) / n; with ties it is lower."""
+    """An upper bound on KL(best-of-n || reference): log n - (n - 1) / n (Beirami et al. 2024).
+
+    It is reached when rewards never tie and every completion has a negligible probability.
+    """
     return math.log(n) - (n - 1) / n
+
+
+# --- 13.4 Failure mode: reward hacking ---------------------------------------------------------------
+
+
+@torch.no_grad()
+def log_prob_no_letter(model: nn.Module, context: torch.Tensor, length: int, banned: list[int], draws: int,
+                       generator: torch.Generator) -> torch.Tensor:
+    """log pi(none of `banned` in a completion of `length` tokens | context) per prompt: (B, C) -> (B,).
+
+    Importance sampling: draw from the model with the banned logits set to -inf (the proposal q); a
+    draw's weight pi(y) / q(y) is prod_t (1 - p_t(banned)), so the mean weight over `draws` draws per
+    prompt estimates the probability without bias (its log, returned, is biased low for few draws).
+    Uses chapter 09's KV cache: context + length <= model.block.
+    """
+    x = context.repeat_interleave(draws, 0)
+    caches = [KVCache() for _ in model.blocks]
+    logits = model(x, caches)[:, -1].float()
+    log_w = torch.zeros(len(x), device=x.device)
+    for _ in range(length):
+        p_banned = logits.softmax(-1)[:, banned].sum(-1)
+        log_w += torch.log1p(-p_banned.clamp(max=1 - 1e-7))
+        logits[:, banned] = float("-inf")
+        nxt = torch.multinomial(logits.softmax(-1).cpu(), 1, generator=generator).to(x.device)
+        logits = model(nxt, caches)[:, -1].float()
+    return torch.logsumexp(log_w.view(-1, draws), 1) - math.log(draws)
