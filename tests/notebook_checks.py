@@ -41,6 +41,11 @@ REQUIRED_GLUE: dict[str, tuple[str, ...]] = {
     "13_decoding_and_preferences": (
         "greedy_repetition_rate", "topp_repetition_rate", "topp_distinct2", "icl_loss_first_half",
         "icl_loss_second_half", "icl_mapping_acc_k8", "dpo_reward_gain", "dpo_kl", "best_of_n_reward_gain"),
+    "14_responsible_generative_ai": (
+        "extraction_rate_train", "extraction_rate_heldout", "canary_exposure_k1", "canary_exposure_k16",
+        "bias_sample_share_minority", "bias_train_share_minority", "detector_accuracy_seen",
+        "detector_accuracy_unseen", "watermark_detect_rate_200tok", "watermark_false_positive_rate",
+        "watermark_nll_cost"),
 }
 
 # Targets on the committed numbers, per profile that produced them: (comparison, bound).
@@ -102,6 +107,12 @@ TARGETS: dict[str, dict[str, dict[str, tuple[str, float]]]] = {
     },
     # issue 20's targets are relations between glued numbers: tests/test_ch13_decoding_and_preferences.py
     "13_decoding_and_preferences": {
+        "run_seconds": {"cpu": ("<=", 360.0)},
+    },
+    # issue 21's targets: tests/test_ch14_responsible_generative_ai.py
+    "14_responsible_generative_ai": {
+        "watermark_detect_rate_200tok": {"cpu": (">=", 0.95), "gpu": (">=", 0.95)},
+        "watermark_false_positive_rate": {"cpu": ("<=", 0.01), "gpu": ("<=", 0.01)},
         "run_seconds": {"cpu": ("<=", 360.0)},
     },
 }
