@@ -159,9 +159,17 @@ def test_the_prose_claims_hold_in_the_committed_run():
     assert g["detector_accuracy_seen"] > 0.95
     assert g["detector_accuracy_unseen"] < g["detector_accuracy_unseen_vae"] < g["detector_accuracy_seen"]
     assert abs(g["detector_accuracy_unseen"] - 0.5) < 0.05
+    assert g["detector_flagged_mixture"] < 0.1                   # "calling nearly all of them real"
+    # human text's z is not standard normal; some keys exceed a 1 % false-positive rate ("the key's luck")
+    assert abs(g["watermark_human_z_mean"]) > 0.3 and g["watermark_keys_above_1pct"] >= 1
     # the watermark: plain samples not flagged; edits wash it out
     assert g["watermark_plain_flag_rate_200tok"] <= 0.01
     edit10, edit30 = g["watermark_detect_rate_edit10"], g["watermark_detect_rate_edit30"]
     assert edit30 < edit10 <= g["watermark_detect_rate_200tok"]
     assert g["bias_ratio_confident_high"] < 1 < g["bias_ratio_high"]         # the confident reading: under
     assert g["zlib_precision_ratio"] > 2 * g["zlib_precision_all"]
+
+
+def test_share_with_interval_of_nothing_is_nan():
+    assert all(math.isnan(v) for v in share_with_interval(torch.zeros(0, dtype=torch.bool), 10,
+                                                          torch.Generator().manual_seed(0)))

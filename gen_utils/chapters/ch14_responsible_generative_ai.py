@@ -108,7 +108,12 @@ def vae_samples(model: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
 
 def share_with_interval(hits: torch.Tensor, n_boot: int, generator: torch.Generator,
                         level: float = 0.95) -> tuple[float, float, float]:
-    """The share of True in hits (N,) bool with a percentile bootstrap interval: (share, low, high)."""
+    """The share of True in hits (N,) bool with a percentile bootstrap interval: (share, low, high).
+
+    Returns three NaNs when hits is empty (there is no share to estimate).
+    """
+    if len(hits) == 0:
+        return math.nan, math.nan, math.nan
     idx = torch.randint(len(hits), (n_boot, len(hits)), generator=generator)
     boot = hits.cpu().float()[idx].mean(1)
     a = (1 - level) / 2
