@@ -80,3 +80,11 @@ class FeatureIdentity(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+def tiny_gpt(seed: int = 0, block: int = 16):
+    """Chapter 09's GPT at toy size (vocabulary 11, 2 layers, d 16), seeded, in eval mode."""
+    from gen_utils.chapters.ch09_transformer_gpt import GPT
+
+    torch.manual_seed(seed)
+    return GPT(vocab=11, block=block, d_model=16, n_layer=2, n_head=2).eval()

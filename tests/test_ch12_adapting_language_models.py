@@ -8,9 +8,9 @@ import math
 
 import pytest
 import torch
+from _helpers import tiny_gpt
 from notebook_checks import ROOT, glued, load
 
-from gen_utils.chapters.ch09_transformer_gpt import GPT
 from gen_utils.chapters.ch12_adapting_language_models import (
     LoRALinear,
     add_lora,
@@ -27,11 +27,6 @@ from gen_utils.chapters.ch12_adapting_language_models import (
 NB = ROOT / "notebooks" / "12_adapting_language_models.ipynb"
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
         "First Citizen:\nYou are all resolved rather to die than to famish?\n") * 20
-
-
-def tiny_gpt(seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(vocab=11, block=16, d_model=16, n_layer=2, n_head=2).eval()
 
 
 def test_our_bpe_learns_the_librarys_merges_and_tokens():

@@ -9,9 +9,9 @@ import re
 
 import pytest
 import torch
+from _helpers import tiny_gpt
 from notebook_checks import ROOT, glued, load
 
-from gen_utils.chapters.ch09_transformer_gpt import GPT
 from gen_utils.chapters.ch13_decoding_and_preferences import (
     AttentionOnly,
     best_of_n_kl_bound,
@@ -27,11 +27,6 @@ from gen_utils.chapters.ch13_decoding_and_preferences import (
 )
 
 NB = ROOT / "notebooks" / "13_decoding_and_preferences.ipynb"
-
-
-def tiny_gpt(seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(vocab=11, block=16, d_model=16, n_layer=2, n_head=2).eval()
 
 
 def test_distinct_n_and_repetition_rate():

@@ -8,9 +8,9 @@ import math
 
 import pytest
 import torch
+from _helpers import tiny_gpt
 from notebook_checks import ROOT, glued, load
 
-from gen_utils.chapters.ch09_transformer_gpt import GPT
 from gen_utils.chapters.ch14_responsible_generative_ai import (
     bernoulli_mixture_em,
     caption_gender,
@@ -26,11 +26,6 @@ from gen_utils.chapters.ch14_responsible_generative_ai import (
 )
 
 NB = ROOT / "notebooks" / "14_responsible_generative_ai.ipynb"
-
-
-def tiny_gpt(seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(vocab=11, block=16, d_model=16, n_layer=2, n_head=2).eval()
 
 
 def test_insert_canaries_counts_and_keeps_the_text():
